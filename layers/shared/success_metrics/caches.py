@@ -1,0 +1,13 @@
+"""Every in-process cache in one reset, for tests and the local stack's fresh invocations."""
+
+from __future__ import annotations
+
+
+def reset_all() -> None:
+    from success_metrics import aws, ingest, organizations, secret_box, settings
+
+    settings.reset_settings()
+    aws.reset_clients()
+    secret_box.clear_cache()
+    organizations.clear_cache()
+    ingest.reset()

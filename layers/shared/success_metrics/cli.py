@@ -1,0 +1,292 @@
+"""smctl: the operator's command line, against the local stack or a real AWS account.
+
+Resources are found, in order: environment variables (EVENTS_TABLE, ORGANIZATIONS_TABLE, ...);
+the local stack's `.local/stack.json` (when it exists; `--stack-file` names another); the outputs
+of the CloudFormation stack `--stack-name`. Every command takes `--json` and exits non-zero with a
+one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from success_metrics import aws
+from success_metrics.models.organizations import ALL_SCOPES, Scope
+from success_metrics.settings import reset_settings
+
+STACK_FILE = Path(".local/stack.json")
+# CloudFormation output name -> the environment variable the package reads.
+STACK_OUTPUTS = {
+    "EventsTableName": "EVENTS_TABLE",
+    "OrganizationsTableName": "ORGANIZATIONS_TABLE",
+    "ControlTableName": "CONTROL_TABLE",
+    "SyncQueueUrl": "SYNC_QUEUE_URL",
+    "SecretsKeyId": "KMS_KEY_ID",
+}
+
+
+class CliError(Exception):
+    """A failure explained in one line."""
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+def configure(args: argparse.Namespace) -> None:
+    """Point the package at the right resources before any command runs."""
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = args.region
+    stack_file = Path(args.stack_file) if args.stack_file else STACK_FILE
+    local: dict[str, Any] = {}
+    if stack_file.is_file() and not args.endpoint_url and not args.no_local:
+        local = json.loads(stack_file.read_text())
+    endpoint = args.endpoint_url or local.get("aws_endpoint")
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        # The local emulator accepts any credentials; real AWS uses the normal chain.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ.setdefault("AWS_DEFAULT_REGION", local.get("region", "eu-west-1"))
+    wanted = set(STACK_OUTPUTS.values())
+    for name, value in (local.get("environment") or {}).items():
+        os.environ.setdefault(name, str(value))
+    if not all(os.environ.get(name) for name in wanted):
+        _from_stack_outputs(args.stack_name)
+    reset_settings()
+    aws.reset_clients()
+
+
+def _from_stack_outputs(stack_name: str) -> None:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except (ClientError, BotoCoreError) as exc:
+        raise CliError(
+            f"cannot find the resources: no .local/stack.json, no environment variables, and "
+            f"the CloudFormation stack {stack_name!r} could not be read ({exc})"
+        ) from exc
+    for output in stacks[0].get("Outputs", []):
+        env = STACK_OUTPUTS.get(output["OutputKey"])
+        if env:
+            os.environ.setdefault(env, output["OutputValue"])
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_org_create(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    created = organizations.create_organization(args.name)
+    data = {
+        "org_id": created.org_id,
+        "webhook_secret": created.webhook_secret,
+        "api_key": created.api_key,
+        "key_id": created.key_id,
+    }
+    _print(
+        args,
+        data,
+        f"organization  {created.org_id}  ({created.name})\n"
+        f"webhook secret {created.webhook_secret}\n"
+        f"admin API key  {created.api_key}\n"
+        "These secrets are shown once: store them now.",
+    )
+
+
+def cmd_org_show(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    org = organizations.get_organization(args.org_id, fresh=True)
+    data = org.model_dump(mode="json", exclude={"webhook_secrets"})
+    data["webhook_secrets"] = len(org.webhook_secrets)
+    _print(args, data, "\n".join(f"{k:16} {v}" for k, v in data.items()))
+
+
+def cmd_org_set_limits(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    if all(
+        v is None
+        for v in (
+            args.requests_per_hour,
+            args.events_per_hour,
+            args.exports_per_hour,
+            args.retention_days,
+        )
+    ):
+        raise CliError(
+            "give at least one of --requests-per-hour, --events-per-hour, "
+            "--exports-per-hour, --retention-days"
+        )
+    org = organizations.set_limits(
+        args.org_id,
+        requests_per_hour=args.requests_per_hour,
+        events_per_hour=args.events_per_hour,
+        exports_per_hour=args.exports_per_hour,
+        retention_days=args.retention_days,
+    )
+    data = {
+        "org_id": org.org_id,
+        "limits": org.limits.model_dump(),
+        "retention_days": org.retention_days,
+    }
+    _print(
+        args, data, f"{org.org_id}: {org.limits.model_dump()} retention {org.retention_days} days"
+    )
+
+
+def cmd_key_create(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    scopes = [Scope(s) for s in (args.scope or [s.value for s in ALL_SCOPES])]
+    created = organizations.create_api_key(args.org_id, scopes, args.description or "")
+    _print(
+        args,
+        created.model_dump(mode="json"),
+        f"API key {created.key_id} ({' '.join(s.value for s in created.scopes)})\n"
+        f"{created.api_key}\nShown once: store it now.",
+    )
+
+
+def cmd_key_list(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    keys = [
+        k.model_dump(mode="json", exclude={"secret_sha256"})
+        for k in organizations.list_api_keys(args.org_id)
+    ]
+    lines = [
+        f"{k['key_id']}  {'revoked' if k['revoked_at'] else 'active '}  {' '.join(k['scopes'])}"
+        f"  {k['description']}"
+        for k in keys
+    ]
+    _print(args, keys, "\n".join(lines) or "no keys")
+
+
+def cmd_key_revoke(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    record = organizations.revoke_api_key(args.org_id, args.key_id)
+    _print(
+        args,
+        {"org_id": record.org_id, "key_id": record.key_id, "revoked_at": record.revoked_at},
+        f"revoked {record.key_id} (cached authorizations end within 60 s)",
+    )
+
+
+def cmd_secret_rotate(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    secret = organizations.rotate_webhook_secret(args.org_id)
+    _print(
+        args,
+        {"org_id": args.org_id, "webhook_secret": secret, "previous_valid_hours": 24},
+        f"new webhook secret {secret}\nThe previous secret stays valid for 24 hours.",
+    )
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--endpoint-url", help="AWS endpoint (default: .local/stack.json or AWS)")
+    common.add_argument("--region", help="AWS region")
+    common.add_argument("--stack-name", default="success-metrics", help="CloudFormation stack")
+    common.add_argument("--stack-file", help="local stack description (default .local/stack.json)")
+    common.add_argument("--no-local", action="store_true", help="ignore .local/stack.json")
+
+    parser = argparse.ArgumentParser(
+        prog="smctl",
+        description="Operate Success Metrics: organizations, API keys, secrets.",
+        parents=[common],
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def command(
+        sub: Any, name: str, func: Callable[[argparse.Namespace], None], help_text: str
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
+        )
+        p.set_defaults(func=func)
+        return p
+
+    org = groups.add_parser("org", help="organizations").add_subparsers(dest="cmd", required=True)
+    p = command(org, "create", cmd_org_create, "create an organization; prints its secrets once")
+    p.add_argument("name")
+    p = command(org, "show", cmd_org_show, "show an organization's settings")
+    p.add_argument("org_id")
+    p = command(org, "set-limits", cmd_org_set_limits, "change rate limits or retention")
+    p.add_argument("org_id")
+    p.add_argument("--requests-per-hour", type=_positive)
+    p.add_argument("--events-per-hour", type=_positive)
+    p.add_argument("--exports-per-hour", type=_positive)
+    p.add_argument("--retention-days", type=_positive)
+
+    key = groups.add_parser("key", help="admin API keys").add_subparsers(dest="cmd", required=True)
+    p = command(key, "create", cmd_key_create, "create an API key; prints it once")
+    p.add_argument("org_id")
+    p.add_argument(
+        "--scope",
+        action="append",
+        choices=[s.value for s in ALL_SCOPES],
+        help="repeat for several (default: all scopes)",
+    )
+    p.add_argument("--description")
+    p = command(key, "list", cmd_key_list, "list an organization's API keys (never the secrets)")
+    p.add_argument("org_id")
+    p = command(key, "revoke", cmd_key_revoke, "revoke an API key")
+    p.add_argument("org_id")
+    p.add_argument("key_id")
+
+    secret = groups.add_parser("secret", help="webhook signing secrets").add_subparsers(
+        dest="cmd", required=True
+    )
+    p = command(secret, "rotate", cmd_secret_rotate, "new webhook secret; the old one lasts 24 h")
+    p.add_argument("org_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from success_metrics.errors import SuccessMetricsError
+
+    args = build_parser().parse_args(argv)
+    try:
+        configure(args)
+        args.func(args)
+    except (CliError, SuccessMetricsError) as exc:
+        print(f"smctl: {exc}", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(f"smctl: AWS refused: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+        return 1
+    except BotoCoreError as exc:
+        print(f"smctl: cannot reach AWS: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

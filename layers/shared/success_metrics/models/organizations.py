@@ -1,0 +1,84 @@
+"""Organizations (tenants), their limits, webhook secrets and API keys."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Scope(StrEnum):
+    EXPORTS_READ = "exports:read"
+    EXPORTS_WRITE = "exports:write"
+    METRICS_READ = "metrics:read"
+    GDPR_WRITE = "gdpr:write"
+    CONFIG_WRITE = "config:write"
+
+
+ALL_SCOPES: tuple[Scope, ...] = tuple(Scope)
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_hour: int = Field(ge=1, le=10_000_000)
+    events_per_hour: int = Field(ge=1, le=1_000_000_000)
+    exports_per_hour: int = Field(ge=1, le=100_000)
+
+
+class StoredSecret(BaseModel):
+    """A KMS-encrypted webhook secret; `valid_until` is set once it has been rotated out."""
+
+    ciphertext: str
+    created_at: int
+    valid_until: int | None = None
+
+
+class Organization(BaseModel):
+    org_id: str
+    name: str
+    created_at: int
+    limits: Limits
+    retention_days: int = Field(ge=1, le=3650)
+    webhook_secrets: list[StoredSecret]
+    version: int = 1
+
+    def secrets_valid_at(self, now: float) -> list[StoredSecret]:
+        return [s for s in self.webhook_secrets if s.valid_until is None or s.valid_until > now]
+
+
+class ApiKey(BaseModel):
+    org_id: str
+    key_id: str
+    secret_sha256: str
+    scopes: list[Scope]
+    created_at: int
+    description: str = ""
+    revoked_at: int | None = None
+
+
+class OrganizationView(BaseModel):
+    """What `GET /v1/organization` answers: no secret material."""
+
+    org_id: str
+    name: str
+    created_at: int
+    limits: Limits
+    retention_days: int
+    key_id: str
+    scopes: list[Scope]
+
+
+class CreatedOrganization(BaseModel):
+    org_id: str
+    name: str
+    webhook_secret: str
+    api_key: str
+    key_id: str
+
+
+class CreatedApiKey(BaseModel):
+    org_id: str
+    key_id: str
+    api_key: str
+    scopes: list[Scope]

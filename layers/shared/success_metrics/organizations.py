@@ -1,0 +1,251 @@
+"""Organization storage and the operations `smctl` exposes: create, limits, secrets, API keys.
+
+Items live in the organizations table under `pk = ORG#<org_id>`: the profile (`sk = PROFILE`) and
+one item per API key (`sk = KEY#<key_id>`). Each item's document is the model's JSON in `doc`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from success_metrics import aws, secret_box, signing
+from success_metrics.clock import now
+from success_metrics.errors import ConflictError, NotFoundError, UnauthenticatedError
+from success_metrics.models.organizations import (
+    ALL_SCOPES,
+    ApiKey,
+    CreatedApiKey,
+    CreatedOrganization,
+    Limits,
+    Organization,
+    Scope,
+    StoredSecret,
+)
+from success_metrics.settings import get_settings
+
+ROTATION_GRACE_SECONDS = 24 * 3600
+API_KEY_PREFIX = "smk"
+_profiles: dict[str, tuple[float, Organization]] = {}
+
+
+def _table() -> str:
+    return get_settings().organizations_table
+
+
+def new_org_id() -> str:
+    return "org_" + secrets.token_hex(8)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _put(pk: str, sk: str, doc: str, condition: str, values: dict[str, Any] | None = None) -> None:
+    kwargs: dict[str, Any] = {
+        "TableName": _table(),
+        "Item": {"pk": {"S": pk}, "sk": {"S": sk}, "doc": {"S": doc}},
+        "ConditionExpression": condition,
+    }
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    aws.dynamodb().put_item(**kwargs)
+
+
+def _get(pk: str, sk: str) -> str | None:
+    item = (
+        aws.dynamodb()
+        .get_item(TableName=_table(), Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)
+        .get("Item")
+    )
+    return item["doc"]["S"] if item else None
+
+
+def create_organization(
+    name: str, limits: Limits | None = None, retention_days: int | None = None
+) -> CreatedOrganization:
+    settings = get_settings()
+    org_id = new_org_id()
+    webhook_secret = signing.generate_secret()
+    created = int(now())
+    org = Organization(
+        org_id=org_id,
+        name=name,
+        created_at=created,
+        limits=limits
+        or Limits(
+            requests_per_hour=settings.default_requests_per_hour,
+            events_per_hour=settings.default_events_per_hour,
+            exports_per_hour=settings.default_exports_per_hour,
+        ),
+        retention_days=retention_days or settings.default_retention_days,
+        webhook_secrets=[
+            StoredSecret(ciphertext=secret_box.encrypt(webhook_secret, org_id), created_at=created)
+        ],
+    )
+    _put(f"ORG#{org_id}", "PROFILE", org.model_dump_json(), "attribute_not_exists(pk)")
+    key = create_api_key(org_id, list(ALL_SCOPES), description="admin key created with the org")
+    return CreatedOrganization(
+        org_id=org_id,
+        name=name,
+        webhook_secret=webhook_secret,
+        api_key=key.api_key,
+        key_id=key.key_id,
+    )
+
+
+def get_organization(org_id: str, *, fresh: bool = False) -> Organization:
+    """The organization's profile, from a short in-memory cache unless `fresh`."""
+    ttl = get_settings().config_cache_seconds
+    cached = _profiles.get(org_id)
+    if not fresh and cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    doc = _get(f"ORG#{org_id}", "PROFILE")
+    if doc is None:
+        _profiles.pop(org_id, None)
+        raise NotFoundError(f"organization {org_id} does not exist")
+    org = Organization.model_validate_json(doc)
+    if ttl > 0:
+        _profiles[org_id] = (time.monotonic() + ttl, org)
+    return org
+
+
+def _save(org: Organization) -> Organization:
+    """Optimistic write: fails with ConflictError when someone else saved in between."""
+    updated = org.model_copy(update={"version": org.version + 1})
+    try:
+        _put(
+            f"ORG#{org.org_id}",
+            "PROFILE",
+            updated.model_dump_json(),
+            "attribute_exists(pk)",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise ConflictError("the organization changed meanwhile; try again") from exc
+        raise
+    _profiles.pop(org.org_id, None)
+    return updated
+
+
+def set_limits(
+    org_id: str,
+    *,
+    requests_per_hour: int | None = None,
+    events_per_hour: int | None = None,
+    exports_per_hour: int | None = None,
+    retention_days: int | None = None,
+) -> Organization:
+    org = get_organization(org_id, fresh=True)
+    limits = org.limits.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "requests_per_hour": requests_per_hour,
+                "events_per_hour": events_per_hour,
+                "exports_per_hour": exports_per_hour,
+            }.items()
+            if v is not None
+        }
+    )
+    Limits.model_validate(limits.model_dump())
+    update: dict[str, Any] = {"limits": limits}
+    if retention_days is not None:
+        update["retention_days"] = retention_days
+    return _save(Organization.model_validate(org.model_copy(update=update).model_dump()))
+
+
+def rotate_webhook_secret(org_id: str, grace_seconds: int = ROTATION_GRACE_SECONDS) -> str:
+    """A new current secret; the previous one stays valid for `grace_seconds` (24 h)."""
+    org = get_organization(org_id, fresh=True)
+    moment = int(now())
+    kept = [
+        s.model_copy(update={"valid_until": moment + grace_seconds}) if s.valid_until is None else s
+        for s in org.secrets_valid_at(moment)
+    ]
+    secret = signing.generate_secret()
+    kept.append(StoredSecret(ciphertext=secret_box.encrypt(secret, org_id), created_at=moment))
+    _save(org.model_copy(update={"webhook_secrets": kept}))
+    return secret
+
+
+def webhook_secrets(org: Organization, at: float) -> list[str]:
+    return [secret_box.decrypt(s.ciphertext, org.org_id) for s in org.secrets_valid_at(at)]
+
+
+def create_api_key(org_id: str, scopes: list[Scope], description: str = "") -> CreatedApiKey:
+    get_organization(org_id, fresh=True)
+    key_id = "key_" + secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    record = ApiKey(
+        org_id=org_id,
+        key_id=key_id,
+        secret_sha256=_hash(secret),
+        scopes=sorted(set(scopes)),
+        created_at=int(now()),
+        description=description,
+    )
+    _put(f"ORG#{org_id}", f"KEY#{key_id}", record.model_dump_json(), "attribute_not_exists(pk)")
+    return CreatedApiKey(
+        org_id=org_id,
+        key_id=key_id,
+        api_key=f"{API_KEY_PREFIX}.{org_id}.{key_id}.{secret}",
+        scopes=record.scopes,
+    )
+
+
+def revoke_api_key(org_id: str, key_id: str) -> ApiKey:
+    doc = _get(f"ORG#{org_id}", f"KEY#{key_id}")
+    if doc is None:
+        raise NotFoundError(f"API key {key_id} does not exist in organization {org_id}")
+    record = ApiKey.model_validate_json(doc)
+    if record.revoked_at is None:
+        record = record.model_copy(update={"revoked_at": int(now())})
+        _put(f"ORG#{org_id}", f"KEY#{key_id}", record.model_dump_json(), "attribute_exists(pk)")
+    return record
+
+
+def list_api_keys(org_id: str) -> list[ApiKey]:
+    pages = (
+        aws.dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(),
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :key)",
+            ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":key": {"S": "KEY#"}},
+        )
+    )
+    return [
+        ApiKey.model_validate_json(item["doc"]["S"]) for page in pages for item in page["Items"]
+    ]
+
+
+def authenticate(api_key: str) -> ApiKey:
+    """The key record for a presented API key; UnauthenticatedError for anything else.
+
+    The organization is taken from the stored record, never from the request.
+    """
+    parts = api_key.split(".")
+    if len(parts) != 4 or parts[0] != API_KEY_PREFIX or not all(parts):
+        raise UnauthenticatedError("the API key is malformed")
+    _, org_id, key_id, secret = parts
+    if len(org_id) > 64 or len(key_id) > 64 or len(secret) > 128:
+        raise UnauthenticatedError("the API key is malformed")
+    doc = _get(f"ORG#{org_id}", f"KEY#{key_id}")
+    record = ApiKey.model_validate_json(doc) if doc else None
+    # Hash comparison runs even for unknown keys so timing does not tell them apart.
+    expected = record.secret_sha256 if record else "0" * 64
+    if not hmac.compare_digest(expected, _hash(secret)) or record is None:
+        raise UnauthenticatedError("the API key is not valid")
+    if record.revoked_at is not None:
+        raise UnauthenticatedError("the API key has been revoked")
+    return record
+
+
+def clear_cache() -> None:
+    _profiles.clear()

@@ -1,0 +1,50 @@
+"""Secrets encrypted at rest with KMS, bound to their organization by the encryption context.
+
+Decrypted values are cached in memory for a short time so a busy ingestion instance does not
+call KMS on every request; they are never logged or returned by the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from success_metrics import aws
+from success_metrics.errors import ConfigurationError
+from success_metrics.settings import get_settings
+
+_cache: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def encrypt(plaintext: str, org_id: str) -> str:
+    key_id = get_settings().kms_key_id
+    if not key_id:
+        raise ConfigurationError("KMS_KEY_ID is not set")
+    blob = aws.kms().encrypt(
+        KeyId=key_id,
+        Plaintext=plaintext.encode("utf-8"),
+        EncryptionContext={"org_id": org_id},
+    )["CiphertextBlob"]
+    return base64.b64encode(blob).decode("ascii")
+
+
+def decrypt(ciphertext: str, org_id: str) -> str:
+    ttl = get_settings().config_cache_seconds
+    cached = _cache.get((org_id, ciphertext))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    plaintext = (
+        aws.kms()
+        .decrypt(
+            CiphertextBlob=base64.b64decode(ciphertext),
+            EncryptionContext={"org_id": org_id},
+        )["Plaintext"]
+        .decode("utf-8")
+    )
+    if ttl > 0:
+        _cache[(org_id, ciphertext)] = (time.monotonic() + ttl, plaintext)
+    return plaintext
+
+
+def clear_cache() -> None:
+    _cache.clear()

@@ -1,0 +1,38 @@
+"""Runtime settings: one pydantic model read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Environment of a handler, as `template.yaml` sets it (names are the variable names)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    events_table: str = Field("", alias="EVENTS_TABLE")
+    organizations_table: str = Field("", alias="ORGANIZATIONS_TABLE")
+    control_table: str = Field("", alias="CONTROL_TABLE")
+    sync_queue_url: str = Field("", alias="SYNC_QUEUE_URL")
+    kms_key_id: str = Field("", alias="KMS_KEY_ID")
+    stage: str = Field("prod", alias="STAGE")
+    # Seconds a decrypted secret or an organization profile may be reused inside one instance.
+    config_cache_seconds: float = Field(30.0, alias="CONFIG_CACHE_SECONDS", ge=0)
+    # Default limits and retention given to a new organization.
+    default_requests_per_hour: int = Field(100, alias="DEFAULT_REQUESTS_PER_HOUR", ge=1)
+    default_events_per_hour: int = Field(1000, alias="DEFAULT_EVENTS_PER_HOUR", ge=1)
+    default_exports_per_hour: int = Field(10, alias="DEFAULT_EXPORTS_PER_HOUR", ge=1)
+    default_retention_days: int = Field(730, alias="DEFAULT_RETENTION_DAYS", ge=1)
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()

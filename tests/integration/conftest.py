@@ -1,0 +1,76 @@
+"""Handlers in-process against moto's mock_aws(), with resources created from template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from devstack.provision import Stack, provision
+from success_metrics import caches, organizations
+from success_metrics.models.organizations import CreatedOrganization
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with mock_aws():
+        caches.reset_all()
+        created = provision(prefix="sm-test")
+        for name, value in created.all_environment().items():
+            monkeypatch.setenv(name, value)
+        caches.reset_all()
+        yield created
+    caches.reset_all()
+
+
+@pytest.fixture
+def org(stack: Stack) -> CreatedOrganization:
+    return organizations.create_organization("Bloom & Veil Weddings")
+
+
+@pytest.fixture
+def other_org(stack: Stack) -> CreatedOrganization:
+    return organizations.create_organization("Another Tenant Ltd")
+
+
+@pytest.fixture
+def webhook_handler(stack: Stack) -> Any:
+    from webhook_receive import app
+
+    return app.lambda_handler
+
+
+@pytest.fixture
+def admin_handler(stack: Stack) -> Any:
+    from admin_api import app
+
+    return app.lambda_handler
+
+
+@pytest.fixture
+def authorizer_handler(stack: Stack) -> Any:
+    from api_authorizer import app
+
+    return app.lambda_handler
+
+
+def scan_all(table: str) -> list[dict[str, Any]]:
+    from success_metrics import aws
+
+    pages = aws.dynamodb().get_paginator("scan").paginate(TableName=table)
+    return [item for page in pages for item in page["Items"]]
+
+
+def drain(queue_url: str) -> list[str]:
+    from success_metrics import aws
+
+    bodies: list[str] = []
+    while True:
+        got = aws.sqs().receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
+        ).get("Messages", [])
+        if not got:
+            return bodies
+        bodies.extend(m["Body"] for m in got)
