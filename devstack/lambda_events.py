@@ -113,7 +113,9 @@ def http_event(
     return event
 
 
-def authorizer_event(route_arn: str, headers: dict[str, str], identity: list[str]) -> dict[str, Any]:
+def authorizer_event(
+    route_arn: str, headers: dict[str, str], identity: list[str]
+) -> dict[str, Any]:
     """The payload-2.0 request event a Lambda authorizer receives."""
     return {
         "version": "2.0",

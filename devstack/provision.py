@@ -104,7 +104,9 @@ class _Provisioner:
             elif "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in resources:
                 self.ensure(value["Fn::GetAtt"][0])
             elif "Fn::Sub" in value:
-                text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+                text = (
+                    value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+                )
                 for name in resources:
                     if "${" + name + "}" in text or "${" + name + "." in text:
                         self.ensure(name)
@@ -219,7 +221,9 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
         out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if "AbortIncompleteMultipartUpload" in rule:
         out["AbortIncompleteMultipartUpload"] = {
-            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            "DaysAfterInitiation": int(
+                rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+            )
         }
     return out
 

@@ -48,7 +48,9 @@ class Response:
         return f"Response({self.status}, {self.json})"
 
 
-def invoke_http(handler: Any, function_name: str, event: dict[str, Any], timeout: int = 29) -> Response:
+def invoke_http(
+    handler: Any, function_name: str, event: dict[str, Any], timeout: int = 29
+) -> Response:
     return Response(handler(event, LambdaContext(function_name, timeout)))
 
 
@@ -64,7 +66,11 @@ def post_events(
     timestamp: int | None = None,
 ) -> Response:
     raw = body if body is not None else json.dumps(payload).encode()
-    sent = headers if headers is not None else signed_headers(secret, raw, msg_id=msg_id, timestamp=timestamp)
+    sent = (
+        headers
+        if headers is not None
+        else signed_headers(secret, raw, msg_id=msg_id, timestamp=timestamp)
+    )
     path = f"/v1/organizations/{org_id}/events"
     event = http_event(
         "POST",

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from success_metrics import admin
 from success_metrics.http import register_problem_handlers
-from success_metrics.observability import logger, metrics, tracer
+from success_metrics.observability import logger, metrics, traced
 
 app = APIGatewayHttpResolver()
 register_problem_handlers(app)
@@ -23,6 +23,6 @@ def get_organization() -> dict[str, Any]:
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

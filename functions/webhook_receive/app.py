@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from success_metrics import clock, ingest
 from success_metrics.http import raw_body, register_problem_handlers
-from success_metrics.observability import logger, metrics, tracer
+from success_metrics.observability import logger, metrics, traced
 
 app = APIGatewayHttpResolver()
 register_problem_handlers(app)
@@ -33,7 +33,7 @@ def receive(org_id: str) -> Response:
     correlation_id_path='headers."webhook-id" || requestContext.requestId'
 )
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ingest.register_lambda_context(context)
     return app.resolve(event, context)

@@ -68,9 +68,11 @@ def drain(queue_url: str) -> list[str]:
 
     bodies: list[str] = []
     while True:
-        got = aws.sqs().receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
-        ).get("Messages", [])
+        got = (
+            aws.sqs()
+            .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300)
+            .get("Messages", [])
+        )
         if not got:
             return bodies
         bodies.extend(m["Body"] for m in got)

@@ -21,7 +21,9 @@ def stored_events(stack: Stack) -> list[dict[str, Any]]:
 
 
 def queued_events(stack: Stack) -> list[dict[str, Any]]:
-    return [e for body in drain(stack.physical["SyncQueue"]["Ref"]) for e in json.loads(body)["events"]]
+    return [
+        e for body in drain(stack.physical["SyncQueue"]["Ref"]) for e in json.loads(body)["events"]
+    ]
 
 
 def assert_problem(response: Any, status: int, slug: str) -> None:
@@ -90,9 +92,13 @@ def test_replayed_webhook_id_is_acknowledged_without_storing_twice(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
     body = json.dumps(sample_event()).encode()
-    first = post_events(webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="msg_1")
+    first = post_events(
+        webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="msg_1"
+    )
 
-    again = post_events(webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="msg_1")
+    again = post_events(
+        webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="msg_1"
+    )
 
     assert first.status == again.status == 202
     assert again.json == first.json == {"accepted": 1, "duplicates": 0, "rejected": []}
@@ -105,7 +111,9 @@ def test_reused_webhook_id_with_another_body_is_a_conflict(
 ) -> None:
     post_events(webhook_handler, org.org_id, org.webhook_secret, sample_event(), msg_id="msg_2")
 
-    response = post_events(webhook_handler, org.org_id, org.webhook_secret, sample_event(), msg_id="msg_2")
+    response = post_events(
+        webhook_handler, org.org_id, org.webhook_secret, sample_event(), msg_id="msg_2"
+    )
 
     assert_problem(response, 409, "conflict")
     assert len(stored_events(stack)) == 1
@@ -132,7 +140,9 @@ def test_duplicate_event_id_inside_one_batch_is_stored_once(
 ) -> None:
     event = sample_event()
 
-    response = post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": [event, event]})
+    response = post_events(
+        webhook_handler, org.org_id, org.webhook_secret, {"events": [event, event]}
+    )
 
     assert response.json == {"accepted": 1, "duplicates": 1, "rejected": []}
     assert len(stored_events(stack)) == 1
@@ -144,13 +154,17 @@ def test_interrupted_delivery_is_completed_by_the_producers_retry(
     # Given a first attempt that stores the events and then fails to queue them
     body = json.dumps({"events": [sample_event(), sample_event()]}).encode()
     with mock.patch.object(sync_queue, "_send", side_effect=RuntimeError("SQS is down")):
-        failed = post_events(webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="m3")
+        failed = post_events(
+            webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="m3"
+        )
     assert failed.status == 500
     assert failed.headers["content-type"] == "application/problem+json"
     assert len(stored_events(stack)) == 2
 
     # When the producer retries with the same webhook-id
-    retried = post_events(webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="m3")
+    retried = post_events(
+        webhook_handler, org.org_id, org.webhook_secret, None, body=body, msg_id="m3"
+    )
 
     # Then the events are queued, and still stored once
     assert retried.status == 202
@@ -164,7 +178,11 @@ def test_stale_or_future_timestamps_are_401(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any, skew: int
 ) -> None:
     response = post_events(
-        webhook_handler, org.org_id, org.webhook_secret, sample_event(), timestamp=int(time.time()) + skew
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        sample_event(),
+        timestamp=int(time.time()) + skew,
     )
 
     assert_problem(response, 401, "unauthenticated")
@@ -176,7 +194,11 @@ def test_timestamps_within_tolerance_pass(
 ) -> None:
     for skew in (-290, 290):
         response = post_events(
-            webhook_handler, org.org_id, org.webhook_secret, sample_event(), timestamp=int(time.time()) + skew
+            webhook_handler,
+            org.org_id,
+            org.webhook_secret,
+            sample_event(),
+            timestamp=int(time.time()) + skew,
         )
         assert response.status == 202
 
@@ -186,7 +208,12 @@ def test_tampered_body_is_401(stack: Stack, org: CreatedOrganization, webhook_ha
     headers = signed_headers(org.webhook_secret, body)
 
     response = post_events(
-        webhook_handler, org.org_id, org.webhook_secret, None, body=body.replace(b"pro", b"max"), headers=headers
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        None,
+        body=body.replace(b"pro", b"max"),
+        headers=headers,
     )
 
     assert_problem(response, 401, "unauthenticated")
@@ -232,9 +259,15 @@ def test_any_valid_signature_among_several_passes(
 ) -> None:
     body = json.dumps(sample_event()).encode()
     headers = signed_headers(org.webhook_secret, body)
-    wrong = signed_headers(other_org.webhook_secret, body, msg_id=headers["webhook-id"],
-                           timestamp=int(headers["webhook-timestamp"]))
-    headers["webhook-signature"] = f"v1a,zzz {wrong['webhook-signature']} {headers['webhook-signature']}"
+    wrong = signed_headers(
+        other_org.webhook_secret,
+        body,
+        msg_id=headers["webhook-id"],
+        timestamp=int(headers["webhook-timestamp"]),
+    )
+    headers["webhook-signature"] = (
+        f"v1a,zzz {wrong['webhook-signature']} {headers['webhook-signature']}"
+    )
 
     response = post_events(webhook_handler, org.org_id, "", None, body=body, headers=headers)
 
@@ -246,13 +279,19 @@ def test_rotated_secret_stays_valid_for_24_hours(
 ) -> None:
     new_secret = organizations.rotate_webhook_secret(org.org_id)
 
-    assert post_events(webhook_handler, org.org_id, org.webhook_secret, sample_event()).status == 202
+    assert (
+        post_events(webhook_handler, org.org_id, org.webhook_secret, sample_event()).status == 202
+    )
     assert post_events(webhook_handler, org.org_id, new_secret, sample_event()).status == 202
 
     later = time.time() + 24 * 3600 + 5
     with mock.patch.object(clock, "now", return_value=later):
-        old = post_events(webhook_handler, org.org_id, org.webhook_secret, sample_event(), timestamp=int(later))
-        new = post_events(webhook_handler, org.org_id, new_secret, sample_event(), timestamp=int(later))
+        old = post_events(
+            webhook_handler, org.org_id, org.webhook_secret, sample_event(), timestamp=int(later)
+        )
+        new = post_events(
+            webhook_handler, org.org_id, new_secret, sample_event(), timestamp=int(later)
+        )
     assert_problem(old, 401, "unauthenticated")
     assert new.status == 202
 
@@ -282,10 +321,18 @@ def test_event_rate_limit_answers_429_and_stores_nothing(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
     organizations.set_limits(org.org_id, events_per_hour=3)
-    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": [sample_event(), sample_event()]})
+    post_events(
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        {"events": [sample_event(), sample_event()]},
+    )
 
     response = post_events(
-        webhook_handler, org.org_id, org.webhook_secret, {"events": [sample_event(), sample_event()]}
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        {"events": [sample_event(), sample_event()]},
     )
 
     assert_problem(response, 429, "rate-limited")
@@ -293,7 +340,9 @@ def test_event_rate_limit_answers_429_and_stores_nothing(
     assert len(stored_events(stack)) == 2
 
 
-def test_more_than_500_events_is_413(stack: Stack, org: CreatedOrganization, webhook_handler: Any) -> None:
+def test_more_than_500_events_is_413(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
     batch = {"events": [sample_event() for _ in range(501)]}
 
     response = post_events(webhook_handler, org.org_id, org.webhook_secret, batch)
@@ -302,7 +351,9 @@ def test_more_than_500_events_is_413(stack: Stack, org: CreatedOrganization, web
     assert stored_events(stack) == []
 
 
-def test_500_events_are_accepted(stack: Stack, org: CreatedOrganization, webhook_handler: Any) -> None:
+def test_500_events_are_accepted(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
     batch = {"events": [sample_event() for _ in range(500)]}
 
     response = post_events(webhook_handler, org.org_id, org.webhook_secret, batch)
@@ -311,7 +362,9 @@ def test_500_events_are_accepted(stack: Stack, org: CreatedOrganization, webhook
     assert len(queued_events(stack)) == 500
 
 
-def test_body_over_one_mebibyte_is_413(stack: Stack, org: CreatedOrganization, webhook_handler: Any) -> None:
+def test_body_over_one_mebibyte_is_413(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
     prefix = b'{"events": [], "pad": "'
     body = prefix + b"x" * (1024 * 1024 + 1 - len(prefix) - 2) + b'"}'
     assert len(body) == 1024 * 1024 + 1
@@ -321,16 +374,23 @@ def test_body_over_one_mebibyte_is_413(stack: Stack, org: CreatedOrganization, w
     assert_problem(response, 413, "payload-too-large")
 
 
-def test_non_json_content_type_is_415(stack: Stack, org: CreatedOrganization, webhook_handler: Any) -> None:
+def test_non_json_content_type_is_415(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
     body = b"id=evt_1&type=user.signed_up"
-    headers = {**signed_headers(org.webhook_secret, body), "content-type": "application/x-www-form-urlencoded"}
+    headers = {
+        **signed_headers(org.webhook_secret, body),
+        "content-type": "application/x-www-form-urlencoded",
+    }
 
     response = post_events(webhook_handler, org.org_id, "", None, body=body, headers=headers)
 
     assert_problem(response, 415, "unsupported-media-type")
 
 
-def test_malformed_json_is_400(stack: Stack, org: CreatedOrganization, webhook_handler: Any) -> None:
+def test_malformed_json_is_400(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
     response = post_events(webhook_handler, org.org_id, org.webhook_secret, None, body=b'{"id": ')
 
     assert_problem(response, 400, "malformed-json")

@@ -1,0 +1,3 @@
+"""`make run` entry point."""
+
+print("local stack: see next issue")
