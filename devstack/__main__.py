@@ -1,3 +1,136 @@
-"""`make run` entry point."""
+"""`make run`: start the local stack and keep it running until Ctrl-C or SIGTERM."""
 
-print("local stack: see next issue")
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from devstack.runner import LocalStack, Ports
+from devstack.template import TEMPLATE
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="Run Success Metrics locally from template.yaml: AWS emulator, HTTP API, "
+        "SQS pollers, schedules, destination sink and email outbox. Ports come from "
+        "SM_AWS_PORT, SM_API_PORT and SM_SINK_PORT (0 = any free port).",
+    )
+    parser.add_argument("--no-demo", action="store_true", help="do not seed the demo organization")
+    parser.add_argument(
+        "--demo-size",
+        type=int,
+        default=int(os.environ.get("SM_DEMO_SIZE", "1000")),
+        help="demo events to load through the signed API (default 1000)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("SM_STATE_DIR", ".local")),
+        help="where stack.json and the outbox go (default .local)",
+    )
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help="SAM template to run")
+    parser.add_argument(
+        "--visibility-timeout-cap",
+        type=int,
+        default=None,
+        help="shorten queue visibility timeouts to at most N seconds (tests)",
+    )
+    parser.add_argument(
+        "--no-schedules",
+        action="store_true",
+        help="do not run schedules on their rate (they still run on demand)",
+    )
+    return parser.parse_args(argv)
+
+
+def banner(stack: LocalStack, demo: dict[str, str] | None, loaded: dict[str, int] | None) -> str:
+    lines = [
+        "",
+        "Success Metrics local stack is running",
+        f"  HTTP API      {stack.api_url}",
+        f"  AWS emulator  {stack.aws_endpoint}   (moto; AWS_ENDPOINT_URL={stack.aws_endpoint})",
+        f"  sink          {stack.sink_url}/_sink/requests",
+        f"  outbox        {stack.outbox_dir.resolve()}/*.eml",
+        f"  state         {(stack.state_dir / 'stack.json').resolve()}",
+        f"  functions     {', '.join(stack.functions)}",
+        f"  routes        {len(stack.api.routes)}, SQS pollers {len(stack.pollers)}, "
+        f"schedules {len(stack.schedules)}",
+    ]
+    if demo:
+        lines += [
+            "",
+            f"Demo organization {demo['name']}",
+            f"  org id          {demo['org_id']}",
+            f"  webhook secret  {demo['webhook_secret']}",
+            f"  admin API key   {demo['api_key']}",
+        ]
+        if loaded:
+            lines.append(
+                f"  demo events     {loaded['accepted']} accepted through the signed API "
+                f"({loaded['requests']} requests)"
+            )
+        lines += [
+            "",
+            "Try it (in another terminal):",
+            "  .venv/bin/smctl send events/samples/batch.json --fresh-ids   # sign and post a file",
+            f"  curl -s -H 'Authorization: Bearer {demo['api_key']}' \\\n"
+            f"       {stack.api_url}/v1/organization",
+            f"  curl -s {stack.sink_url}/_sink/requests",
+        ]
+    lines += ["", "Ctrl-C stops everything.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = LocalStack(
+        state_dir=args.state_dir,
+        ports=Ports.from_env(),
+        template_path=args.template.resolve(),
+        visibility_cap=args.visibility_timeout_cap,
+        run_schedules=not args.no_schedules,
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        started = time.monotonic()
+        stack.start()
+        demo = loaded = None
+        if not args.no_demo:
+            from devstack import seed
+
+            demo = seed.create_demo_organization()
+            stack.organizations.append(demo)
+            stack.write_state()
+            if args.demo_size > 0:
+                loaded = seed.load_demo_events(stack.api_url, demo, args.demo_size)
+        print(banner(stack, demo, loaded), flush=True)
+        print(f"[devstack] ready in {time.monotonic() - started:.1f} s", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    except OSError as exc:
+        print(
+            f"devstack: cannot start: {exc} (is another stack running? set SM_*_PORT)",
+            file=sys.stderr,
+        )
+        stack.stop()
+        return 1
+    print("\n[devstack] stopping...", flush=True)
+    stack.stop()
+    print("[devstack] stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,8 +50,11 @@ class Stack:
 
 
 class _Provisioner:
-    def __init__(self, template: dict[str, Any], prefix: str, session: Any) -> None:
+    def __init__(
+        self, template: dict[str, Any], prefix: str, session: Any, visibility_cap: int | None
+    ) -> None:
         self.template = template
+        self.visibility_cap = visibility_cap
         self.prefix = prefix
         self.session = session
         self.physical: dict[str, dict[str, str]] = {}
@@ -175,6 +178,10 @@ class _Provisioner:
             if key in props:
                 value = props[key]
                 attributes[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        if self.visibility_cap is not None and "VisibilityTimeout" in attributes:
+            attributes["VisibilityTimeout"] = str(
+                min(int(attributes["VisibilityTimeout"]), self.visibility_cap)
+            )
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         sqs = self.client("sqs")
@@ -229,9 +236,15 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 
 def provision(
-    prefix: str = "sm-local", template: dict[str, Any] | None = None, session: Any = None
+    prefix: str = "sm-local",
+    template: dict[str, Any] | None = None,
+    session: Any = None,
+    visibility_cap: int | None = None,
 ) -> Stack:
-    """Create every supported resource of the template and return how to reach them."""
+    """Create every supported resource of the template and return how to reach them.
+
+    `visibility_cap` shortens queue visibility timeouts (tests of redelivery use it).
+    """
     template = template or load()
     unsupported = {
         r["Type"]
@@ -242,4 +255,4 @@ def provision(
     }
     if unsupported:
         raise NotImplementedError(f"the local stack cannot create {sorted(unsupported)}")
-    return _Provisioner(template, prefix, session or boto3.session.Session()).run()
+    return _Provisioner(template, prefix, session or boto3.session.Session(), visibility_cap).run()

@@ -39,14 +39,23 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=str) if args.json else text)
 
 
+def local_stack(args: argparse.Namespace) -> dict[str, Any]:
+    """The running local stack's description, or {} when there is none (or it is ignored)."""
+    stack_file = Path(args.stack_file) if args.stack_file else STACK_FILE
+    if args.no_local or args.endpoint_url or not stack_file.is_file():
+        return {}
+    try:
+        data: dict[str, Any] = json.loads(stack_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {stack_file}: {exc}") from exc
+    return data
+
+
 def configure(args: argparse.Namespace) -> None:
     """Point the package at the right resources before any command runs."""
     if args.region:
         os.environ["AWS_DEFAULT_REGION"] = args.region
-    stack_file = Path(args.stack_file) if args.stack_file else STACK_FILE
-    local: dict[str, Any] = {}
-    if stack_file.is_file() and not args.endpoint_url and not args.no_local:
-        local = json.loads(stack_file.read_text())
+    local = local_stack(args)
     endpoint = args.endpoint_url or local.get("aws_endpoint")
     if endpoint:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
@@ -195,6 +204,146 @@ def cmd_secret_rotate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_send(args: argparse.Namespace) -> None:
+    import time
+    import uuid
+
+    import httpx
+
+    from success_metrics import signing
+
+    local = local_stack(args)
+    orgs = local.get("organizations") or [{}]
+    org_id = args.org or orgs[0].get("org_id")
+    secret = args.secret or os.environ.get("SM_WEBHOOK_SECRET") or orgs[0].get("webhook_secret")
+    api_url = args.api_url or local.get("api_url")
+    if not (org_id and secret and api_url):
+        raise CliError(
+            "give --org, --secret (or SM_WEBHOOK_SECRET) and --api-url, "
+            "or start the local stack so .local/stack.json provides them"
+        )
+    try:
+        body = Path(args.file).read_bytes() if args.file != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+    if args.fresh_ids:
+        body = _fresh_ids(body)
+    msg_id = args.webhook_id or "msg_" + uuid.uuid4().hex
+    headers = signing.sign_headers(secret, msg_id, int(time.time()), body)
+    headers["content-type"] = "application/json"
+    url = f"{api_url.rstrip('/')}/v1/organizations/{org_id}/events"
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {url}: {exc}") from exc
+    try:
+        answer: Any = response.json()
+    except ValueError:
+        answer = response.text
+    data = {"status": response.status_code, "webhook_id": msg_id, "response": answer}
+    _print(args, data, f"{response.status_code} {json.dumps(answer)}")
+    if response.status_code >= 300:
+        raise SystemExit(1)
+
+
+def _fresh_ids(body: bytes) -> bytes:
+    """Give every event a new id, so a sample file can be sent again and again."""
+    import uuid
+
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise CliError(f"--fresh-ids needs a JSON file: {exc}") from exc
+    events = (
+        payload.get("events") if isinstance(payload, dict) and "events" in payload else [payload]
+    )
+    for event in events if isinstance(events, list) else []:
+        if isinstance(event, dict):
+            event["id"] = "evt_" + uuid.uuid4().hex
+    return json.dumps(payload).encode()
+
+
+def _control(args: argparse.Namespace, method: str, path: str) -> Any:
+    import httpx
+
+    local = local_stack(args)
+    if not local.get("control_url"):
+        return None
+    try:
+        response = httpx.request(method, f"{local['control_url']}{path}", timeout=300)
+    except httpx.HTTPError as exc:
+        raise CliError(f"the local stack does not answer ({exc}); is `make run` running?") from exc
+    answer = response.json()
+    if response.status_code >= 300:
+        raise CliError(str(answer.get("error", answer)))
+    return answer
+
+
+def cmd_schedule_list(args: argparse.Namespace) -> None:
+    status = _control(args, "GET", "/status")
+    if status is None:
+        configure(args)
+        schedules = [
+            {"name": r["logical_id"], "rule": r["physical_id"]} for r in _aws_schedules(args)
+        ]
+    else:
+        schedules = status["schedules"]
+    _print(
+        args,
+        schedules,
+        "\n".join(f"{s['name']}  {s.get('expression', s.get('rule'))}" for s in schedules)
+        or "no schedules",
+    )
+
+
+def cmd_schedule_run(args: argparse.Namespace) -> None:
+    answer = _control(args, "POST", f"/schedules/{args.name}/run")
+    if answer is None:
+        configure(args)
+        answer = _run_aws_schedule(args)
+    _print(args, answer, f"ran {args.name}: {json.dumps(answer.get('result'))}")
+
+
+def _aws_schedules(args: argparse.Namespace) -> list[dict[str, str]]:
+    import boto3
+
+    resources = boto3.client("cloudformation").describe_stack_resources(StackName=args.stack_name)
+    return [
+        {"logical_id": r["LogicalResourceId"], "physical_id": r["PhysicalResourceId"]}
+        for r in resources["StackResources"]
+        if r["ResourceType"] == "AWS::Events::Rule"
+    ]
+
+
+def _run_aws_schedule(args: argparse.Namespace) -> dict[str, Any]:
+    """Invoke the rule's target function with the event EventBridge would send."""
+    import boto3
+
+    rules = [r for r in _aws_schedules(args) if args.name in r["logical_id"]]
+    if len(rules) != 1:
+        names = ", ".join(r["logical_id"] for r in _aws_schedules(args)) or "none"
+        raise CliError(f"{args.name!r} matches {len(rules)} schedule rules (rules: {names})")
+    rule = rules[0]["physical_id"]
+    events = boto3.client("events")
+    arn = events.describe_rule(Name=rule)["Arn"]
+    targets = events.list_targets_by_rule(Rule=rule)["Targets"]
+    payload = {
+        "version": "0",
+        "id": "smctl",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "resources": [arn],
+        "detail": {},
+    }
+    result = boto3.client("lambda").invoke(
+        FunctionName=targets[0]["Arn"], Payload=json.dumps(payload).encode()
+    )
+    body = result["Payload"].read().decode()
+    if result.get("FunctionError"):
+        raise CliError(f"{args.name} failed: {body[:300]}")
+    return {"schedule": args.name, "result": json.loads(body or "null")}
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -258,6 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("org_id")
     p.add_argument("key_id")
 
+    p = command(groups, "send", cmd_send, "sign an event file and post it (default: demo org)")
+    p.add_argument("file", help='JSON file with one event or {"events": [...]}; - for stdin')
+    p.add_argument("--org", help="organization id (default: the local stack's demo org)")
+    p.add_argument("--secret", help="webhook secret (default: SM_WEBHOOK_SECRET or the demo org's)")
+    p.add_argument("--api-url", help="HTTP API base URL (default: the local stack's)")
+    p.add_argument("--webhook-id", help="reuse a webhook-id (to try a replay)")
+    p.add_argument("--fresh-ids", action="store_true", help="give every event a new id first")
+    p.set_defaults(needs_aws=False)
+
+    schedule = groups.add_parser("schedule", help="scheduled jobs").add_subparsers(
+        dest="cmd", required=True
+    )
+    p = command(schedule, "list", cmd_schedule_list, "list the schedules")
+    p.set_defaults(needs_aws=False)
+    p = command(schedule, "run", cmd_schedule_run, "run a schedule now")
+    p.add_argument("name", help="the schedule's event name in template.yaml")
+    p.set_defaults(needs_aws=False)
+
     secret = groups.add_parser("secret", help="webhook signing secrets").add_subparsers(
         dest="cmd", required=True
     )
@@ -273,7 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        configure(args)
+        if getattr(args, "needs_aws", True):
+            configure(args)
         args.func(args)
     except (CliError, SuccessMetricsError) as exc:
         print(f"smctl: {exc}", file=sys.stderr)

@@ -1,0 +1,124 @@
+"""End-to-end tier: the local stack started once per session on free ports, driven over HTTP
+and through smctl only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMCTL = Path(sys.executable).with_name("smctl")
+START_TIMEOUT = 180
+
+
+@dataclass
+class RunningStack:
+    state: dict[str, Any]
+    state_dir: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def api_url(self) -> str:
+        return str(self.state["api_url"])
+
+    @property
+    def sink_url(self) -> str:
+        return str(self.state["sink_url"])
+
+    @property
+    def org(self) -> dict[str, str]:
+        return dict(self.state["organizations"][0])
+
+    def smctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(SMCTL), *args, "--stack-file", str(self.state_dir / "stack.json")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"smctl {' '.join(args)} failed: {result.stderr}{result.stdout}")
+        return result
+
+    def smctl_json(self, *args: str) -> Any:
+        return json.loads(self.smctl(*args, "--json").stdout)
+
+
+def start_stack(tmp: Path, *extra: str, demo: bool = True) -> RunningStack:
+    state_dir = tmp / "state"
+    log = tmp / "stack.log"
+    env = {
+        **os.environ,
+        "SM_AWS_PORT": "0",
+        "SM_API_PORT": "0",
+        "SM_SINK_PORT": "0",
+        "SM_DEMO_SIZE": os.environ.get("SM_E2E_DEMO_SIZE", "300"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    args = [sys.executable, "-m", "devstack", "--state-dir", str(state_dir), *extra]
+    if not demo:
+        args.append("--no-demo")
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local stack exited early:\n{log.read_text()[-4000:]}")
+        if "[devstack] ready" in log.read_text():
+            state = json.loads((state_dir / "stack.json").read_text())
+            return RunningStack(state, state_dir, process, log)
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(
+        f"the local stack did not start in {START_TIMEOUT} s:\n{log.read_text()[-4000:]}"
+    )
+
+
+def stop_stack(stack: RunningStack) -> None:
+    stack.process.send_signal(signal.SIGINT)
+    try:
+        stack.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+        stack.process.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture(scope="session")
+def probe_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(
+        tmp_path_factory.mktemp("probe"),
+        "--template",
+        str(ROOT / "tests/e2e/probe/template.yaml"),
+        "--visibility-timeout-cap",
+        "1",
+        demo=False,
+    )
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as client:
+        yield client
