@@ -165,6 +165,47 @@ def test_every_function_route_queue_and_schedule_of_the_template_is_served(
     assert served(stack, http) == template_inventory(TEMPLATE)
 
 
+def test_every_table_queue_and_key_of_the_template_exists_on_the_emulator(
+    stack: RunningStack,
+) -> None:
+    resources = load(TEMPLATE)["Resources"]
+    tables = {n for n, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    queues = {n for n, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    keys = {n for n, r in resources.items() if r["Type"] == "AWS::KMS::Key"}
+
+    existing_tables = set(aws(stack, "dynamodb").list_tables()["TableNames"])
+    existing_queues = {u.rsplit("/", 1)[1] for u in aws(stack, "sqs").list_queues()["QueueUrls"]}
+
+    assert {f"sm-local-{t}" for t in tables} <= existing_tables
+    assert {f"sm-local-{q}" for q in queues} <= existing_queues
+    assert len(aws(stack, "kms").list_keys()["Keys"]) >= len(keys)
+    sqs = aws(stack, "sqs")
+    for name in queues:
+        redrive = resources[name]["Properties"].get("RedrivePolicy")
+        if redrive:
+            url = sqs.get_queue_url(QueueName=f"sm-local-{name}")["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+                "Attributes"
+            ]
+            policy = json.loads(attributes["RedrivePolicy"])
+            assert int(policy["maxReceiveCount"]) == redrive["maxReceiveCount"]
+            assert policy["deadLetterTargetArn"].endswith(
+                redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            )
+            assert attributes["VisibilityTimeout"] == str(
+                resources[name]["Properties"]["VisibilityTimeout"]
+            )
+
+
+def test_a_failing_function_gives_api_gateways_500(
+    probe_stack: RunningStack, http: httpx.Client
+) -> None:
+    response = http.get(probe_stack.api_url + "/probe/crash")
+
+    assert response.status_code == 500
+    assert response.json() == {"message": "Internal Server Error"}
+
+
 def test_every_route_reaches_its_function(stack: RunningStack, http: httpx.Client) -> None:
     for route in template_inventory(TEMPLATE)["routes"]:
         method, path = route.split(" ", 1)
@@ -236,6 +277,18 @@ def test_failed_record_alone_is_retried_then_dead_lettered(
     assert [m["Body"] for m in dead] == ["fail-1"]
     time.sleep(2.5)  # a few more visibility timeouts: nothing is delivered again
     assert probe_records(probe_stack, http)["msg#fail-1"]["deliveries"] == "3"
+
+
+def test_a_raising_sqs_handler_gets_its_batch_redelivered(
+    probe_stack: RunningStack, http: httpx.Client
+) -> None:
+    assert http.post(f"{probe_stack.api_url}/probe/messages/crash-1").status_code == 202
+
+    wait_for(
+        lambda: probe_records(probe_stack, http).get("msg#crash-1", {}).get("deliveries") == "3"
+    )
+    time.sleep(2.5)
+    assert probe_records(probe_stack, http)["msg#crash-1"]["deliveries"] == "3"
 
 
 def test_sigterm_stops_everything_and_frees_the_ports(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""GET /probe/records lists ProbeTable; POST /probe/messages/{body} queues a message."""
+"""GET /probe/records lists ProbeTable; POST /probe/messages/{body} queues a message;
+GET /probe/crash raises, to show what API Gateway answers when a function fails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import boto3
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event["routeKey"] == "GET /probe/crash":
+        raise RuntimeError("the probe crashed on purpose")
     if event["routeKey"] == "POST /probe/messages/{body}":
         boto3.client("sqs").send_message(
             QueueUrl=os.environ["PROBE_QUEUE_URL"], MessageBody=event["pathParameters"]["body"]

@@ -1,4 +1,5 @@
-"""Counts each delivery of each message; reports messages whose body starts with 'fail' as failed."""
+"""Counts each delivery of each message; reports messages whose body starts with 'fail' as
+failed, and raises (failing the whole batch) for a body starting with 'crash'."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 ":ms": {"N": str(context.get_remaining_time_in_millis())},
             },
         )
+        if record["body"].startswith("crash"):
+            raise RuntimeError("the probe worker crashed on purpose")
         if record["body"].startswith("fail"):
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
