@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo:
             from devstack import seed
 
-            demo = seed.create_demo_organization()
+            demo = seed.create_demo_organization(stack.sink_url)
             stack.organizations.append(demo)
             stack.write_state()
             if args.demo_size > 0:

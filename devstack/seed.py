@@ -14,8 +14,9 @@ from success_metrics import organizations, signing
 DEMO_NAME = "Demo Weddings Co"
 
 
-def create_demo_organization() -> dict[str, str]:
+def create_demo_organization(sink_url: str) -> dict[str, str]:
     created = organizations.create_organization(DEMO_NAME)
+    organizations.set_slack_webhook(created.org_id, f"{sink_url}/services/TDEMO/BDEMO/digest")
     # High enough for the demo traffic, the end-to-end tests and the load benchmark.
     organizations.set_limits(
         created.org_id,

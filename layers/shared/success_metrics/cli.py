@@ -28,6 +28,9 @@ STACK_OUTPUTS = {
     "ControlTableName": "CONTROL_TABLE",
     "SyncQueueUrl": "SYNC_QUEUE_URL",
     "SecretsKeyId": "KMS_KEY_ID",
+    "MetricsQueueUrl": "METRICS_QUEUE_URL",
+    "MetricsTableName": "METRICS_TABLE",
+    "MetricsClaimsTableName": "METRICS_CLAIMS_TABLE",
 }
 
 
@@ -151,6 +154,66 @@ def cmd_org_set_limits(args: argparse.Namespace) -> None:
     }
     _print(
         args, data, f"{org.org_id}: {org.limits.model_dump()} retention {org.retention_days} days"
+    )
+
+
+def cmd_org_set_margin(args: argparse.Namespace) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from pydantic import ValidationError
+
+    from success_metrics import organizations
+
+    try:
+        org = organizations.set_gross_margin(args.org_id, Decimal(args.margin))
+    except (InvalidOperation, ValidationError) as exc:
+        raise CliError("the gross margin is a number above 0 and at most 1 (e.g. 0.8)") from exc
+    _print(
+        args,
+        {"org_id": org.org_id, "gross_margin": str(org.gross_margin)},
+        f"{org.org_id}: gross margin {org.gross_margin}",
+    )
+
+
+def cmd_org_set_slack(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    org = organizations.set_slack_webhook(args.org_id, None if args.url == "none" else args.url)
+    state = "set" if org.slack_webhook else "removed"
+    _print(
+        args, {"org_id": org.org_id, "slack_webhook": state}, f"{org.org_id}: Slack webhook {state}"
+    )
+
+
+def cmd_org_set_alert(args: argparse.Namespace) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from pydantic import ValidationError
+
+    from success_metrics import organizations
+    from success_metrics.models.organizations import AlertRule
+
+    try:
+        rule = AlertRule(metric=args.metric, op=args.op, value=Decimal(args.value))
+    except (InvalidOperation, ValidationError) as exc:
+        raise CliError(f"not a valid alert: {args.metric} {args.op} {args.value}") from exc
+    org = organizations.set_alert(args.org_id, rule)
+    alerts = [a.model_dump(mode="json") for a in org.alerts]
+    _print(
+        args,
+        {"org_id": org.org_id, "alerts": alerts},
+        "\n".join(f"{a['metric']} {a['op']} {a['value']}" for a in alerts),
+    )
+
+
+def cmd_org_clear_alerts(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    org = organizations.clear_alerts(args.org_id, args.metric)
+    _print(
+        args,
+        {"org_id": org.org_id, "alerts": [a.model_dump(mode="json") for a in org.alerts]},
+        f"{org.org_id}: {len(org.alerts)} alerts left",
     )
 
 
@@ -390,6 +453,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-per-hour", type=_positive)
     p.add_argument("--exports-per-hour", type=_positive)
     p.add_argument("--retention-days", type=_positive)
+
+    p = command(org, "set-margin", cmd_org_set_margin, "set the gross margin used by CLV")
+    p.add_argument("org_id")
+    p.add_argument("margin", help="above 0 and at most 1, e.g. 0.8")
+    p = command(org, "set-slack", cmd_org_set_slack, "set the Slack webhook for digest and alerts")
+    p.add_argument("org_id")
+    p.add_argument("url", help="incoming-webhook URL, or 'none' to remove it")
+    p = command(org, "set-alert", cmd_org_set_alert, "alert when yesterday's METRIC OP VALUE")
+    p.add_argument("org_id")
+    p.add_argument("metric", help="e.g. signups, trial_to_paid, active_users, revenue:GBP, cac:GBP")
+    p.add_argument("op", choices=["<", "<=", ">", ">="])
+    p.add_argument("value")
+    p = command(org, "clear-alerts", cmd_org_clear_alerts, "remove alerts (all, or one metric's)")
+    p.add_argument("org_id")
+    p.add_argument("--metric")
 
     key = groups.add_parser("key", help="admin API keys").add_subparsers(dest="cmd", required=True)
     p = command(key, "create", cmd_key_create, "create an API key; prints it once")

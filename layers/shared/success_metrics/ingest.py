@@ -180,7 +180,10 @@ def _process(
     ]
     duplicates += sum(1 for o in outcomes if o == event_store.Outcome.DUPLICATE)
     if to_queue:
-        sync_queue.enqueue(org.org_id, request["webhook_id"], to_queue)
+        settings = get_settings()
+        # Both queues carry the same messages: one failing consumer never holds up the other.
+        for queue_url in (settings.sync_queue_url, settings.metrics_queue_url):
+            sync_queue.enqueue(org.org_id, request["webhook_id"], to_queue, queue_url)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(to_queue))
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=duplicates)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(rejected))

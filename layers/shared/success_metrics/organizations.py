@@ -10,15 +10,22 @@ import hashlib
 import hmac
 import secrets
 import time
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from success_metrics import aws, secret_box, signing
 from success_metrics.clock import now
-from success_metrics.errors import ConflictError, NotFoundError, UnauthenticatedError
+from success_metrics.errors import (
+    ConflictError,
+    NotFoundError,
+    UnauthenticatedError,
+    ValidationFailedError,
+)
 from success_metrics.models.organizations import (
     ALL_SCOPES,
+    AlertRule,
     ApiKey,
     CreatedApiKey,
     CreatedOrganization,
@@ -249,3 +256,47 @@ def authenticate(api_key: str) -> ApiKey:
 
 def clear_cache() -> None:
     _profiles.clear()
+
+
+def set_gross_margin(org_id: str, margin: Decimal) -> Organization:
+    org = get_organization(org_id, fresh=True)
+    return _save(Organization.model_validate({**org.model_dump(), "gross_margin": margin}))
+
+
+def set_slack_webhook(org_id: str, url: str | None) -> Organization:
+    """The Slack incoming webhook for the digest and alerts (encrypted; None removes it)."""
+    org = get_organization(org_id, fresh=True)
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ValidationFailedError("the Slack webhook must be an http(s) URL")
+    encrypted = secret_box.encrypt(url, org_id) if url else None
+    return _save(org.model_copy(update={"slack_webhook": encrypted}))
+
+
+def slack_webhook(org: Organization) -> str | None:
+    return secret_box.decrypt(org.slack_webhook, org.org_id) if org.slack_webhook else None
+
+
+def set_alert(org_id: str, rule: AlertRule) -> Organization:
+    """Add a threshold alert, replacing one on the same metric and operator."""
+    org = get_organization(org_id, fresh=True)
+    kept = [a for a in org.alerts if (a.metric, a.op) != (rule.metric, rule.op)]
+    return _save(org.model_copy(update={"alerts": [*kept, rule]}))
+
+
+def clear_alerts(org_id: str, metric: str | None = None) -> Organization:
+    org = get_organization(org_id, fresh=True)
+    kept = [a for a in org.alerts if metric is not None and a.metric != metric]
+    return _save(org.model_copy(update={"alerts": kept}))
+
+
+def list_organizations() -> list[Organization]:
+    pages = (
+        aws.dynamodb()
+        .get_paginator("scan")
+        .paginate(
+            TableName=_table(),
+            FilterExpression="sk = :profile",
+            ExpressionAttributeValues={":profile": {"S": "PROFILE"}},
+        )
+    )
+    return [Organization.model_validate_json(i["doc"]["S"]) for p in pages for i in p["Items"]]

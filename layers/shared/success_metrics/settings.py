@@ -17,6 +17,11 @@ class Settings(BaseModel):
     organizations_table: str = Field("", alias="ORGANIZATIONS_TABLE")
     control_table: str = Field("", alias="CONTROL_TABLE")
     sync_queue_url: str = Field("", alias="SYNC_QUEUE_URL")
+    metrics_queue_url: str = Field("", alias="METRICS_QUEUE_URL")
+    metrics_table: str = Field("", alias="METRICS_TABLE")
+    metrics_claims_table: str = Field("", alias="METRICS_CLAIMS_TABLE")
+    slack_api_url: str = Field("", alias="SLACK_API_URL")
+    allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
     kms_key_id: str = Field("", alias="KMS_KEY_ID")
     stage: str = Field("prod", alias="STAGE")
     # Seconds a decrypted secret or an organization profile may be reused inside one instance.

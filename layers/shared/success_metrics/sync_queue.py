@@ -1,4 +1,4 @@
-"""Accepted events on their way to platform sync: packed into few SQS messages.
+"""Accepted events on their way to platform sync and to metrics: packed into few SQS messages.
 
 A message is `{"org_id", "webhook_id", "events": [<stored document>, ...]}`, at most
 MESSAGE_BYTES long; SendMessageBatch carries up to 10 messages and 256 KiB per call.
@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterable, Iterator
 
 from success_metrics import aws
-from success_metrics.settings import get_settings
 
 MESSAGE_BYTES = 240 * 1024
 BATCH_BYTES = 250 * 1024  # SQS allows 256 KiB per batch, attributes included
@@ -41,9 +40,8 @@ def _message(org_id: str, webhook_id: str, docs: list[str]) -> str:
     )
 
 
-def enqueue(org_id: str, webhook_id: str, documents: Iterable[str]) -> int:
+def enqueue(org_id: str, webhook_id: str, documents: Iterable[str], queue_url: str) -> int:
     """Send the documents; returns the number of messages. Raises if any entry failed."""
-    queue_url = get_settings().sync_queue_url
     sent = 0
     entries: list[str] = []
     size = 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +36,24 @@ class StoredSecret(BaseModel):
     valid_until: int | None = None
 
 
+class AlertRule(BaseModel):
+    """Alert when yesterday's `metric` compares to `value` by `op` (e.g. signups < 10)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, max_length=80)
+    op: Literal["<", "<=", ">", ">="]
+    value: Decimal
+
+    def crossed(self, observed: Decimal) -> bool:
+        return {
+            "<": observed < self.value,
+            "<=": observed <= self.value,
+            ">": observed > self.value,
+            ">=": observed >= self.value,
+        }[self.op]
+
+
 class Organization(BaseModel):
     org_id: str
     name: str
@@ -41,6 +61,10 @@ class Organization(BaseModel):
     limits: Limits
     retention_days: int = Field(ge=1, le=3650)
     webhook_secrets: list[StoredSecret]
+    gross_margin: Decimal = Field(Decimal(1), gt=0, le=1)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    # KMS-encrypted Slack incoming-webhook URL for the digest and alerts.
+    slack_webhook: str | None = None
     version: int = 1
 
     def secrets_valid_at(self, now: float) -> list[StoredSecret]:

@@ -1,0 +1,1 @@
+"""Success metrics: exactly-once aggregation at ingest, formulas, the metrics API, the digest."""

@@ -1,0 +1,202 @@
+"""GET /v1/metrics: reads the per-day counter items of a range and applies the formulas.
+
+Periods are whole buckets of the granularity (weeks start on Monday), so distinct measures are
+exact; the effective range is in the answer. Counters before the range are read too, for the
+measures that need the state at a period's start (paying suppliers, couples with a wedding).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from success_metrics import aws
+from success_metrics.metrics import formulas
+from success_metrics.metrics.aggregator import AGG_SHARDS
+from success_metrics.metrics.periods import Granularity, bounds, bucket, buckets, days
+from success_metrics.settings import get_settings
+
+MAX_RANGE_DAYS = 3 * 366
+NON_ADDITIVE = ("active_users", "feature_adoption", "seasonal_conversion")
+Breakdown = Literal["channel", "user_type", "country", "region", "device", "feature", "milestone"]
+
+
+class MetricsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+    granularity: Granularity = Granularity.MONTH
+    breakdown: Breakdown | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.start > self.end:
+            raise ValueError("'from' must not be after 'to'")
+        if (self.end - self.start).days + 1 > MAX_RANGE_DAYS:
+            raise ValueError("the range is at most 3 years")
+        return self
+
+
+def read_counters(org_id: str, until: date, now: float) -> dict[date, dict[str, Decimal]]:
+    """Every live counter item of the organization up to `until`, summed over shards."""
+    table = get_settings().metrics_table
+    found: dict[date, dict[str, Decimal]] = {}
+    paginator = aws.dynamodb().get_paginator("query")
+    for shard in range(AGG_SHARDS):
+        pages = paginator.paginate(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND sk <= :until",
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"agg#{org_id}#{shard}"},
+                ":until": {"S": until.isoformat()},
+                ":now": {"N": str(int(now))},
+            },
+        )
+        for page in pages:
+            for item in page["Items"]:
+                day = date.fromisoformat(item["sk"]["S"])
+                target = found.setdefault(day, {})
+                for name, value in item.items():
+                    if "N" in value and name != "expires_at":
+                        target[name] = target.get(name, Decimal(0)) + Decimal(value["N"])
+    return found
+
+
+def _sum(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> dict[str, Decimal]:
+    total: dict[str, Decimal] = {}
+    for day in days(first, last):
+        for name, value in per_day.get(day, {}).items():
+            total[name] = total.get(name, Decimal(0)) + value
+    return total
+
+
+def _cumulative_before(
+    per_day: dict[date, dict[str, Decimal]], first: date, names: tuple[str, ...]
+) -> dict[str, Decimal]:
+    total = dict.fromkeys(names, Decimal(0))
+    for day, counters in per_day.items():
+        if day < first:
+            for name in names:
+                total[name] += counters.get(name, Decimal(0))
+    return total
+
+
+def compute_metrics(
+    org_id: str,
+    query: MetricsQuery,
+    per_day: dict[date, dict[str, Decimal]],
+    gross_margin: Decimal = Decimal(1),
+) -> dict[str, Any]:
+    g = query.granularity
+    periods = list(buckets(query.start, query.end, g))
+    first, last = periods[0][1], periods[-1][2]
+
+    def period_input(
+        key: str, start: date, end: date, granularity: Granularity
+    ) -> formulas.PeriodInput:
+        before = _cumulative_before(per_day, start, ("sub_start", "cancel", "couples_with_wedding"))
+        counters = _sum(per_day, start, end)
+        return formulas.PeriodInput(
+            key=key,
+            first=start,
+            last=end,
+            counters=counters,
+            paying_at_start=before["sub_start"] - before["cancel"],
+            couples_with_wedding_at_end=before["couples_with_wedding"]
+            + counters.get("couples_with_wedding", Decimal(0)),
+            granularity=granularity,
+            gross_margin=gross_margin,
+            breakdown=query.breakdown,
+        )
+
+    out_periods = [
+        {
+            "period": key,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "metrics": formulas.compute(period_input(key, start, end, g)),
+        }
+        for key, start, end in periods
+    ]
+    totals = formulas.compute(period_input("total", first, last, g))
+    if len(periods) > 1:
+        for name in NON_ADDITIVE:
+            totals.pop(name, None)
+        for money in totals["money"].values():
+            money.pop("revenue_per_wedding", None)
+            money.pop("weddings_paid", None)
+    return {
+        "org_id": org_id,
+        "requested": {"from": query.start.isoformat(), "to": query.end.isoformat()},
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "granularity": g.value,
+        "breakdown": query.breakdown,
+        "periods": out_periods,
+        "totals": totals,
+        "seasonal": _seasonal(per_day, first, last),
+        "notes": {
+            "periods": "whole periods of the granularity covering the requested range "
+            "(weeks start on Monday; seasons: peak May-October, off-peak November-April)",
+            "money": "every money figure is per currency; currencies are never converted",
+            "totals": "distinct-user measures (active users, feature adoption, seasonal "
+            "conversion, revenue per wedding) are exact per period and not additive, so totals "
+            "over several periods leave them out",
+            "undefined": "a ratio with a zero denominator is null, with the reason",
+        },
+        "definitions": formulas.DEFINITIONS,
+    }
+
+
+def _seasonal(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> dict[str, Any]:
+    """Seasonal conversion: whole seasons and whole months overlapping the range."""
+    peak: dict[str, Decimal] = {"booked": Decimal(0), "searched": Decimal(0)}
+    off: dict[str, Decimal] = {"booked": Decimal(0), "searched": Decimal(0)}
+    seasons: dict[str, Any] = {}
+    for key, start, end in buckets(first, last, Granularity.SEASON):
+        c = _sum(per_day, start, end)
+        booked, searched = c.get("booked|season", Decimal(0)), c.get("searched|season", Decimal(0))
+        target = peak if key.endswith("-peak") else off
+        target["booked"] += booked
+        target["searched"] += searched
+        seasons[key] = formulas.ratio(booked, searched, "no couple searched in this season")
+    months = {
+        key: formulas.ratio(
+            (c := _sum(per_day, start, end)).get("booked|month", Decimal(0)),
+            c.get("searched|month", Decimal(0)),
+            "no couple searched in this month",
+        )
+        for key, start, end in buckets(first, last, Granularity.MONTH)
+    }
+    return {
+        "peak": formulas.ratio(
+            peak["booked"], peak["searched"], "no couple searched in peak season"
+        ),
+        "off_peak": formulas.ratio(off["booked"], off["searched"], "no couple searched off-peak"),
+        "by_season": seasons,
+        "by_month": months,
+    }
+
+
+def metrics(
+    org_id: str, query: MetricsQuery, gross_margin: Decimal, now: float | None = None
+) -> dict[str, Any]:
+    moment = time.time() if now is None else now
+    last = list(buckets(query.start, query.end, query.granularity))[-1][2]
+    season_end = bounds(last, Granularity.SEASON)[1]
+    per_day = read_counters(org_id, max(last, season_end), moment)
+    return compute_metrics(org_id, query, per_day, gross_margin)
+
+
+def day_bucket(day: date, granularity: Granularity) -> str:
+    return bucket(day, granularity)
+
+
+def yesterday(now: float) -> date:
+    return date.fromtimestamp(now) - timedelta(days=1)

@@ -1,0 +1,49 @@
+"""A minimal Slack incoming-webhook client for the digest and alerts (Block Kit messages).
+
+Platform sync (docs/sync.md, issue 5) hardens delivery; this one posts, honours one
+`Retry-After` on 429, and refuses anything but https unless the local stack allows loopback.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from success_metrics.errors import ValidationFailedError
+from success_metrics.settings import get_settings
+
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class SlackError(Exception):
+    """Slack did not accept the message."""
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if (
+        get_settings().allow_loopback_webhooks
+        and parts.scheme == "http"
+        and parts.hostname in LOOPBACK
+    ):
+        return
+    raise ValidationFailedError("Slack webhooks must be https URLs")
+
+
+def post(url: str, message: dict[str, Any]) -> None:
+    check_url(url)
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        for attempt in range(2):
+            response = client.post(url, json=message)
+            if response.status_code == 429 and attempt == 0:
+                time.sleep(min(float(response.headers.get("retry-after", "1")), 5.0))
+                continue
+            if response.status_code >= 300:
+                raise SlackError(f"Slack answered {response.status_code}: {response.text[:200]}")
+            return

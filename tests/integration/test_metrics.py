@@ -1,0 +1,250 @@
+"""Exactly-once aggregation and the metrics API, in-process on moto."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from devstack import demo
+from devstack.lambda_events import http_event
+from devstack.provision import Stack
+from success_metrics import aws, organizations
+from success_metrics.metrics import aggregator, query
+from success_metrics.models.organizations import CreatedOrganization, Scope
+from tests.integration.test_admin import authorize
+from tests.reference_metrics import from_api, recompute
+from tests.support import invoke_http, post_events
+
+SEASON = {"from": "2026-05-01", "to": "2026-10-31", "granularity": "month"}
+
+
+def metrics_messages(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    """Every message on the metrics queue, removed from it: (message id, body)."""
+    sqs = aws.sqs()
+    url = stack.physical["MetricsQueue"]["Ref"]
+    found = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
+        if not got:
+            return found
+        for message in got:
+            found.append((message["MessageId"], json.loads(message["Body"])))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def ingest(handler: Any, org: CreatedOrganization, events: list[dict[str, Any]], batch: int = 250) -> None:
+    organizations.set_limits(org.org_id, requests_per_hour=100_000, events_per_hour=10_000_000)
+    for start in range(0, len(events), batch):
+        response = post_events(handler, org.org_id, org.webhook_secret, {"events": events[start : start + batch]})
+        assert response.status == 202, response
+
+
+def assert_matches_recomputation(org_id: str, events: list[dict[str, Any]]) -> None:
+    got, expected = from_api(api_metrics(org_id, SEASON)), recompute(events)
+    diffs = [
+        f"{month} {name}: aggregates {got.get(month, {}).get(name)} != raw {expected.get(month, {}).get(name)}"
+        for month in sorted(set(got) | set(expected))
+        for name in sorted(set(got.get(month, {})) | set(expected.get(month, {})))
+        if got.get(month, {}).get(name) != expected.get(month, {}).get(name)
+    ]
+    assert not diffs, "\n".join(diffs)
+
+
+def api_metrics(org_id: str, params: dict[str, str]) -> dict[str, Any]:
+    parsed = query.MetricsQuery.model_validate(params)
+    return query.metrics(org_id, parsed, organizations.get_organization(org_id).gross_margin)
+
+
+def test_aggregates_match_a_recomputation_from_the_raw_events(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(600, seed=3)
+    ingest(webhook_handler, org, events)
+
+    for message_id, body in metrics_messages(stack):
+        aggregator.handle(message_id, body)
+
+    assert_matches_recomputation(org.org_id, events)
+
+
+def test_duplicates_and_redeliveries_never_count_twice(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    # Given the same events sent twice (the second time as duplicates) and every message
+    # delivered twice, in shuffled order
+    events = demo.generate(300, seed=11)
+    ingest(webhook_handler, org, events, batch=100)
+    ingest(webhook_handler, org, events[:150], batch=50)
+    messages = metrics_messages(stack)
+    deliveries = messages + messages
+    random.Random(5).shuffle(deliveries)
+
+    for message_id, body in deliveries:
+        aggregator.handle(message_id, body)
+
+    assert_matches_recomputation(org.org_id, events)
+
+
+def test_the_same_events_in_two_different_messages_count_once(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    # A producer retry that re-queues events already queued (same events, new message ids)
+    events = demo.generate(200, seed=4)
+    ingest(webhook_handler, org, events)
+    messages = metrics_messages(stack)
+
+    for message_id, body in messages:
+        aggregator.handle(message_id, body)
+        aggregator.handle(message_id + "-requeued", body)
+
+    assert_matches_recomputation(org.org_id, events)
+
+
+def test_a_crash_between_items_loses_and_doubles_nothing(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(200, seed=8)
+    ingest(webhook_handler, org, events, batch=200)
+    [(message_id, body)] = metrics_messages(stack)
+    real = aggregator._transact
+    calls = {"n": 0}
+
+    def crash_after_first(pairs: list[Any]) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("the Lambda was stopped")
+        return real(pairs)
+
+    # Given a first delivery that applied some counter items and crashed
+    with mock.patch.object(aggregator, "TRANSACTION_ITEMS", 10), mock.patch.object(
+        aggregator, "_transact", crash_after_first
+    ), pytest.raises(RuntimeError):
+        aggregator.handle(message_id, body)
+
+    # When SQS delivers the message again
+    aggregator.handle(message_id, body)
+
+    # Then every event counts exactly once
+    assert_matches_recomputation(org.org_id, events)
+
+
+def test_concurrent_writers_lose_and_double_nothing(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(400, seed=21)
+    ingest(webhook_handler, org, events, batch=50)
+    messages = metrics_messages(stack)
+    work = messages + messages  # every message handled twice, by different threads
+    random.Random(1).shuffle(work)
+    errors: list[BaseException] = []
+
+    def worker(share: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            for message_id, body in share:
+                aggregator.handle(message_id, body)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    # DynamoDB applies a transaction atomically; moto's in-process copy of the table during a
+    # transaction is not thread-safe, so only that call is serialised. Claims, reads and the
+    # ordering between writers stay concurrent.
+    client = aws.dynamodb()
+    transact = client.transact_write_items
+    lock = threading.Lock()
+
+    def atomic_transaction(**kwargs: Any) -> Any:
+        with lock:
+            return transact(**kwargs)
+
+    with mock.patch.object(client, "transact_write_items", atomic_transaction):
+        threads = [threading.Thread(target=worker, args=(work[i::4],)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert errors == []
+    assert_matches_recomputation(org.org_id, events)
+
+
+def call_api(handler: Any, authorizer_handler: Any, api_key: str, raw_query: str) -> Any:
+    context = authorize(authorizer_handler, api_key)["context"]
+    event = http_event("GET", "/v1/metrics", route_key="GET /v1/metrics", raw_query=raw_query,
+                       headers={"authorization": f"Bearer {api_key}"}, authorizer=context)
+    return invoke_http(handler, "MetricsApiFunction", event)
+
+
+@pytest.fixture
+def metrics_handler(stack: Stack) -> Any:
+    from metrics_api import app
+
+    return app.lambda_handler
+
+
+@pytest.mark.parametrize(
+    ("raw_query", "fragment"),
+    [
+        ("from=2026-06-01&to=2026-05-01", "must not be after"),
+        ("from=2023-01-01&to=2026-06-01", "at most 3 years"),
+        ("from=2026-05-01&to=2026-06-01&granularity=hour", "granularity"),
+        ("from=yesterday&to=2026-06-01", "from"),
+        ("to=2026-06-01", "from"),
+        ("from=2026-05-01&to=2026-06-01&breakdown=shoe_size", "breakdown"),
+        ("from=2026-05-01&to=2026-06-01&surprise=1", "surprise"),
+    ],
+)
+def test_invalid_queries_are_400_problems(
+    stack: Stack, org: CreatedOrganization, metrics_handler: Any, authorizer_handler: Any,
+    raw_query: str, fragment: str,
+) -> None:
+    response = call_api(metrics_handler, authorizer_handler, org.api_key, raw_query)
+
+    assert response.status == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert fragment in response.json["detail"]
+
+
+def test_metrics_need_the_scope_and_stay_in_the_callers_organization(
+    stack: Stack, org: CreatedOrganization, other_org: CreatedOrganization,
+    webhook_handler: Any, metrics_handler: Any, authorizer_handler: Any,
+) -> None:
+    ingest(webhook_handler, other_org, demo.generate(100, seed=2))
+    for message_id, body in metrics_messages(stack):
+        aggregator.handle(message_id, body)
+    exports_only = organizations.create_api_key(org.org_id, [Scope.EXPORTS_READ])
+
+    forbidden = call_api(metrics_handler, authorizer_handler, exports_only.api_key, "from=2026-05-01&to=2026-10-31")
+    own = call_api(metrics_handler, authorizer_handler, org.api_key, "from=2026-05-01&to=2026-10-31&org_id=" + other_org.org_id)
+    mine = call_api(metrics_handler, authorizer_handler, org.api_key, "from=2026-05-01&to=2026-10-31")
+    theirs = call_api(metrics_handler, authorizer_handler, other_org.api_key, "from=2026-05-01&to=2026-10-31")
+
+    assert forbidden.status == 403
+    assert own.status == 400  # the organization comes from the key; no parameter can change it
+    assert mine.status == 200
+    assert mine.json["org_id"] == org.org_id
+    assert mine.json["totals"]["signups"]["total"] == 0
+    assert theirs.json["totals"]["signups"]["total"] > 0
+
+
+def test_answer_states_definitions_periods_and_undefined_values(
+    stack: Stack, org: CreatedOrganization, metrics_handler: Any, authorizer_handler: Any
+) -> None:
+    response = call_api(metrics_handler, authorizer_handler, org.api_key,
+                        "from=2026-05-13&to=2026-05-20&granularity=week&breakdown=country")
+
+    assert response.status == 200
+    body = response.json
+    assert body["from"] == "2026-05-11"  # whole ISO weeks
+    assert body["to"] == "2026-05-24"
+    assert [p["period"] for p in body["periods"]] == ["2026-W20", "2026-W21"]
+    assert set(body["definitions"]) >= {"cac", "clv", "k_factor", "trial_to_paid", "seasonal_conversion"}
+    empty = body["periods"][0]["metrics"]
+    assert empty["trial_to_paid"]["value"] is None
+    assert empty["trial_to_paid"]["reason"]
+    assert empty["k_factor"]["value"] is None
+    assert empty["breakdown"] == {}
