@@ -135,8 +135,12 @@ def from_api(answer: dict[str, Any]) -> dict[str, Any]:
             "booked": int(m["seasonal_conversion"]["numerator"]),
             "sessions": m["sessions_by_device"],
             "revenue": {c: v["revenue"] for c, v in money.items() if v["revenue"] != "0.00"},
-            "weddings_paid": {c: v["weddings_paid"] for c, v in money.items() if v["weddings_paid"]},
-            "spend": {c: v["marketing_spend"] for c, v in money.items() if v["marketing_spend"] != "0.00"},
+            "weddings_paid": {
+                c: v["weddings_paid"] for c, v in money.items() if v["weddings_paid"]
+            },
+            "spend": {
+                c: v["marketing_spend"] for c, v in money.items() if v["marketing_spend"] != "0.00"
+            },
             "invites_sent": m["k_factor"]["invites_sent"],
             "invites_accepted": m["k_factor"]["invites_accepted"],
             "milestones": int(m["milestone_completion"]["numerator"]),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import random
 import threading
+from decimal import Decimal
 from typing import Any
 from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devstack import demo
 from devstack.lambda_events import http_event
@@ -29,7 +32,9 @@ def metrics_messages(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
     url = stack.physical["MetricsQueue"]["Ref"]
     found = []
     while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+            "Messages", []
+        )
         if not got:
             return found
         for message in got:
@@ -37,10 +42,14 @@ def metrics_messages(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def ingest(handler: Any, org: CreatedOrganization, events: list[dict[str, Any]], batch: int = 250) -> None:
+def ingest(
+    handler: Any, org: CreatedOrganization, events: list[dict[str, Any]], batch: int = 250
+) -> None:
     organizations.set_limits(org.org_id, requests_per_hour=100_000, events_per_hour=10_000_000)
     for start in range(0, len(events), batch):
-        response = post_events(handler, org.org_id, org.webhook_secret, {"events": events[start : start + batch]})
+        response = post_events(
+            handler, org.org_id, org.webhook_secret, {"events": events[start : start + batch]}
+        )
         assert response.status == 202, response
 
 
@@ -121,9 +130,11 @@ def test_a_crash_between_items_loses_and_doubles_nothing(
         return real(pairs)
 
     # Given a first delivery that applied some counter items and crashed
-    with mock.patch.object(aggregator, "TRANSACTION_ITEMS", 10), mock.patch.object(
-        aggregator, "_transact", crash_after_first
-    ), pytest.raises(RuntimeError):
+    with (
+        mock.patch.object(aggregator, "TRANSACTION_ITEMS", 10),
+        mock.patch.object(aggregator, "_transact", crash_after_first),
+        pytest.raises(RuntimeError),
+    ):
         aggregator.handle(message_id, body)
 
     # When SQS delivers the message again
@@ -174,8 +185,14 @@ def test_concurrent_writers_lose_and_double_nothing(
 
 def call_api(handler: Any, authorizer_handler: Any, api_key: str, raw_query: str) -> Any:
     context = authorize(authorizer_handler, api_key)["context"]
-    event = http_event("GET", "/v1/metrics", route_key="GET /v1/metrics", raw_query=raw_query,
-                       headers={"authorization": f"Bearer {api_key}"}, authorizer=context)
+    event = http_event(
+        "GET",
+        "/v1/metrics",
+        route_key="GET /v1/metrics",
+        raw_query=raw_query,
+        headers={"authorization": f"Bearer {api_key}"},
+        authorizer=context,
+    )
     return invoke_http(handler, "MetricsApiFunction", event)
 
 
@@ -199,8 +216,12 @@ def metrics_handler(stack: Stack) -> Any:
     ],
 )
 def test_invalid_queries_are_400_problems(
-    stack: Stack, org: CreatedOrganization, metrics_handler: Any, authorizer_handler: Any,
-    raw_query: str, fragment: str,
+    stack: Stack,
+    org: CreatedOrganization,
+    metrics_handler: Any,
+    authorizer_handler: Any,
+    raw_query: str,
+    fragment: str,
 ) -> None:
     response = call_api(metrics_handler, authorizer_handler, org.api_key, raw_query)
 
@@ -210,18 +231,33 @@ def test_invalid_queries_are_400_problems(
 
 
 def test_metrics_need_the_scope_and_stay_in_the_callers_organization(
-    stack: Stack, org: CreatedOrganization, other_org: CreatedOrganization,
-    webhook_handler: Any, metrics_handler: Any, authorizer_handler: Any,
+    stack: Stack,
+    org: CreatedOrganization,
+    other_org: CreatedOrganization,
+    webhook_handler: Any,
+    metrics_handler: Any,
+    authorizer_handler: Any,
 ) -> None:
     ingest(webhook_handler, other_org, demo.generate(100, seed=2))
     for message_id, body in metrics_messages(stack):
         aggregator.handle(message_id, body)
     exports_only = organizations.create_api_key(org.org_id, [Scope.EXPORTS_READ])
 
-    forbidden = call_api(metrics_handler, authorizer_handler, exports_only.api_key, "from=2026-05-01&to=2026-10-31")
-    own = call_api(metrics_handler, authorizer_handler, org.api_key, "from=2026-05-01&to=2026-10-31&org_id=" + other_org.org_id)
-    mine = call_api(metrics_handler, authorizer_handler, org.api_key, "from=2026-05-01&to=2026-10-31")
-    theirs = call_api(metrics_handler, authorizer_handler, other_org.api_key, "from=2026-05-01&to=2026-10-31")
+    forbidden = call_api(
+        metrics_handler, authorizer_handler, exports_only.api_key, "from=2026-05-01&to=2026-10-31"
+    )
+    own = call_api(
+        metrics_handler,
+        authorizer_handler,
+        org.api_key,
+        "from=2026-05-01&to=2026-10-31&org_id=" + other_org.org_id,
+    )
+    mine = call_api(
+        metrics_handler, authorizer_handler, org.api_key, "from=2026-05-01&to=2026-10-31"
+    )
+    theirs = call_api(
+        metrics_handler, authorizer_handler, other_org.api_key, "from=2026-05-01&to=2026-10-31"
+    )
 
     assert forbidden.status == 403
     assert own.status == 400  # the organization comes from the key; no parameter can change it
@@ -234,17 +270,97 @@ def test_metrics_need_the_scope_and_stay_in_the_callers_organization(
 def test_answer_states_definitions_periods_and_undefined_values(
     stack: Stack, org: CreatedOrganization, metrics_handler: Any, authorizer_handler: Any
 ) -> None:
-    response = call_api(metrics_handler, authorizer_handler, org.api_key,
-                        "from=2026-05-13&to=2026-05-20&granularity=week&breakdown=country")
+    response = call_api(
+        metrics_handler,
+        authorizer_handler,
+        org.api_key,
+        "from=2026-05-13&to=2026-05-20&granularity=week&breakdown=country",
+    )
 
     assert response.status == 200
     body = response.json
     assert body["from"] == "2026-05-11"  # whole ISO weeks
     assert body["to"] == "2026-05-24"
     assert [p["period"] for p in body["periods"]] == ["2026-W20", "2026-W21"]
-    assert set(body["definitions"]) >= {"cac", "clv", "k_factor", "trial_to_paid", "seasonal_conversion"}
+    assert set(body["definitions"]) >= {
+        "cac",
+        "clv",
+        "k_factor",
+        "trial_to_paid",
+        "seasonal_conversion",
+    }
     empty = body["periods"][0]["metrics"]
     assert empty["trial_to_paid"]["value"] is None
     assert empty["trial_to_paid"]["reason"]
     assert empty["k_factor"]["value"] is None
     assert empty["breakdown"] == {}
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(min_value=0, max_value=100_000),
+    size=st.integers(min_value=20, max_value=120),
+    duplicate=st.booleans(),
+    redeliver=st.booleans(),
+)
+def test_property_aggregates_equal_recomputation_for_random_streams(
+    stack: Stack, webhook_handler: Any, seed: int, size: int, duplicate: bool, redeliver: bool
+) -> None:
+    org = organizations.create_organization(f"Property {seed}")
+    events = demo.generate(size, seed=seed, org_tag=f"p{seed}")
+    ingest(webhook_handler, org, events, batch=37)
+    if duplicate:
+        ingest(webhook_handler, org, random.Random(seed).sample(events, len(events) // 2), batch=29)
+    messages = metrics_messages(stack)
+    if redeliver:
+        messages += random.Random(seed).sample(messages, len(messages) // 2 + 1)
+
+    for message_id, body in messages:
+        aggregator.handle(message_id, body)
+
+    assert_matches_recomputation(org.org_id, events)
+
+
+def test_daily_digest_and_alerts_reach_slack_as_block_kit(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from devstack.sink import Sink
+    from success_metrics import caches, clock
+    from success_metrics.metrics import digest
+    from success_metrics.models.organizations import AlertRule
+
+    monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
+    caches.reset_all()
+    events = demo.generate(400, seed=9)
+    ingest(webhook_handler, org, events)
+    for message_id, body in metrics_messages(stack):
+        aggregator.handle(message_id, body)
+    busiest = max(
+        {e["occurred_at"][:10] for e in events},
+        key=lambda d: sum(e["occurred_at"][:10] == d for e in events),
+    )
+    signups = sum(
+        e["type"] == "user.signed_up" and e["occurred_at"][:10] == busiest for e in events
+    )
+    morning = datetime.fromisoformat(busiest).replace(tzinfo=UTC).timestamp() + 86400 + 7 * 3600
+    with Sink() as sink:
+        organizations.set_slack_webhook(org.org_id, f"{sink.url}/services/T1/B1/digest")
+        organizations.set_alert(org.org_id, AlertRule(metric="signups", op=">=", value=Decimal(0)))
+        organizations.set_alert(org.org_id, AlertRule(metric="sessions", op="<", value=Decimal(0)))
+
+        with mock.patch.object(clock, "now", return_value=morning):
+            summary = digest.run(clock.now())
+
+        posted = [json.loads(r["body"]) for r in sink.requests("/services/") if r["status"] == 200]
+    assert summary["digests"] == 1
+    assert summary["alerts"] == 1  # signups >= 0 fires; sessions < 0 cannot
+    digest_message, alert = posted
+    assert digest_message["blocks"][0]["type"] == "header"
+    assert busiest in digest_message["blocks"][0]["text"]["text"]
+    fields = digest_message["blocks"][1]["fields"]
+    assert fields[0]["text"].startswith("*Signups*\nyesterday " + str(signups))
+    assert "signups was" in alert["text"]

@@ -6,7 +6,7 @@ Yesterday's figures, and the last 7 days against the 7 before, for the additive 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -129,7 +129,7 @@ def alerts(org: Organization, yesterday: dict[str, Any], day: date) -> list[dict
 
 
 def run(now: float) -> dict[str, Any]:
-    day = date.fromtimestamp(now) - timedelta(days=1)
+    day = datetime.fromtimestamp(now, UTC).date() - timedelta(days=1)
     summary: dict[str, Any] = {
         "day": day.isoformat(),
         "organizations": 0,

@@ -8,7 +8,7 @@ measures that need the state at a period's start (paying suppliers, couples with
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Self
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from success_metrics import aws
 from success_metrics.metrics import formulas
 from success_metrics.metrics.aggregator import AGG_SHARDS
-from success_metrics.metrics.periods import Granularity, bounds, bucket, buckets, days
+from success_metrics.metrics.periods import Granularity, bounds, buckets, days
 from success_metrics.settings import get_settings
 
 MAX_RANGE_DAYS = 3 * 366
@@ -192,11 +192,3 @@ def metrics(
     season_end = bounds(last, Granularity.SEASON)[1]
     per_day = read_counters(org_id, max(last, season_end), moment)
     return compute_metrics(org_id, query, per_day, gross_margin)
-
-
-def day_bucket(day: date, granularity: Granularity) -> str:
-    return bucket(day, granularity)
-
-
-def yesterday(now: float) -> date:
-    return date.fromtimestamp(now) - timedelta(days=1)
