@@ -182,10 +182,11 @@ def warm_latency() -> dict[str, Any]:
                     ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
                     ExpressionAttributeValues={":now": {"N": str(int(now))}},
                 )
-            sqs.send_message_batch(
-                QueueUrl=settings_env["SYNC_QUEUE_URL"],
-                Entries=[{"Id": str(i), "MessageBody": m} for i, m in enumerate(messages)],
-            )
+            for queue in ("SYNC_QUEUE_URL", "METRICS_QUEUE_URL"):
+                sqs.send_message_batch(
+                    QueueUrl=settings_env[queue],
+                    Entries=[{"Id": str(i), "MessageBody": m} for i, m in enumerate(messages)],
+                )
             ddb.update_item(
                 TableName=settings_env["CONTROL_TABLE"],
                 Key={"pk": {"S": key}},

@@ -20,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
