@@ -17,20 +17,9 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "layers/shared"), str(ROOT), str(ROOT / "functions")]
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
+from bench_env import PATHS, ROOT
 
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "9"))
 WARM_RUNS = {
@@ -41,7 +30,7 @@ WARM_RUNS = {
 
 def _timed_import(statement: str) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path[:3])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(PATHS)}
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -16,25 +16,14 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 from collections import Counter
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "layers/shared"), str(ROOT), str(ROOT / "functions")]
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
+import bench_env  # noqa: F401 - puts the repository on sys.path first
+
 EVENTS = int(os.environ.get("BENCH_METRICS_EVENTS", "2000"))
 RUNS = int(os.environ.get("BENCH_METRICS_RUNS", "3"))
 
@@ -175,9 +164,7 @@ def main() -> None:
         api_times, raw_times = [], []
         for _ in range(RUNS):
             start = time.perf_counter()
-            answer = query.metrics(
-                org.org_id, q, org.gross_margin if hasattr(org, "gross_margin") else 1
-            )
+            answer = query.metrics(org.org_id, q, Decimal(1))
             api_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             raw = []

@@ -15,7 +15,7 @@ import httpx
 from success_metrics import organizations, slack
 from success_metrics.metrics import formulas
 from success_metrics.metrics.periods import Granularity
-from success_metrics.metrics.query import _sum, read_counters
+from success_metrics.metrics.query import build_period, read_counters
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import logger
 
@@ -25,24 +25,8 @@ HEADLINES = ("signups", "trials_started", "new_paying_suppliers", "sessions")
 def _period(
     per_day: dict[date, dict[str, Decimal]], first: date, last: date, org: Organization
 ) -> dict[str, Any]:
-    before = {"sub_start": Decimal(0), "cancel": Decimal(0), "couples_with_wedding": Decimal(0)}
-    for day, counters in per_day.items():
-        if day < first:
-            for name in before:
-                before[name] += counters.get(name, Decimal(0))
-    counters = _sum(per_day, first, last)
     return formulas.compute(
-        formulas.PeriodInput(
-            key=f"{first}..{last}",
-            first=first,
-            last=last,
-            counters=counters,
-            paying_at_start=before["sub_start"] - before["cancel"],
-            couples_with_wedding_at_end=before["couples_with_wedding"]
-            + counters.get("couples_with_wedding", Decimal(0)),
-            granularity=Granularity.DAY,
-            gross_margin=org.gross_margin,
-        )
+        build_period(per_day, f"{first}..{last}", first, last, Granularity.DAY, org.gross_margin)
     )
 
 

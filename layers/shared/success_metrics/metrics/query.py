@@ -87,6 +87,32 @@ def _cumulative_before(
     return total
 
 
+def build_period(
+    per_day: dict[date, dict[str, Decimal]],
+    key: str,
+    start: date,
+    end: date,
+    granularity: Granularity,
+    gross_margin: Decimal,
+    breakdown: str | None = None,
+) -> formulas.PeriodInput:
+    """The formulas' input for one period: its sums, and the state at its start and end."""
+    before = _cumulative_before(per_day, start, ("sub_start", "cancel", "couples_with_wedding"))
+    counters = _sum(per_day, start, end)
+    return formulas.PeriodInput(
+        key=key,
+        first=start,
+        last=end,
+        counters=counters,
+        paying_at_start=before["sub_start"] - before["cancel"],
+        couples_with_wedding_at_end=before["couples_with_wedding"]
+        + counters.get("couples_with_wedding", Decimal(0)),
+        granularity=granularity,
+        gross_margin=gross_margin,
+        breakdown=breakdown,
+    )
+
+
 def compute_metrics(
     org_id: str,
     query: MetricsQuery,
@@ -100,20 +126,7 @@ def compute_metrics(
     def period_input(
         key: str, start: date, end: date, granularity: Granularity
     ) -> formulas.PeriodInput:
-        before = _cumulative_before(per_day, start, ("sub_start", "cancel", "couples_with_wedding"))
-        counters = _sum(per_day, start, end)
-        return formulas.PeriodInput(
-            key=key,
-            first=start,
-            last=end,
-            counters=counters,
-            paying_at_start=before["sub_start"] - before["cancel"],
-            couples_with_wedding_at_end=before["couples_with_wedding"]
-            + counters.get("couples_with_wedding", Decimal(0)),
-            granularity=granularity,
-            gross_margin=gross_margin,
-            breakdown=query.breakdown,
-        )
+        return build_period(per_day, key, start, end, granularity, gross_margin, query.breakdown)
 
     out_periods = [
         {
