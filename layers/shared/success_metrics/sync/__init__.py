@@ -1,0 +1,1 @@
+"""Platform sync: consent, anonymisation and safe delivery to outside platforms (SPEC §4)."""

@@ -1,0 +1,99 @@
+"""What may leave the system, and in what form (SPEC §4, consent and anonymisation).
+
+- No analytics consent (`consent.analytics` is not true) means nothing goes to Mixpanel or GA4.
+- Users in the EU/EEA, and every user of an organization set to "anonymise all", are
+  anonymised first: user ids become a keyed hash (HMAC-SHA256 with the organization's key, so
+  the same user keeps the same pseudonym and joins still work, but it cannot be reversed without
+  the key), the IP address and user agent are dropped, free-text personal properties (email,
+  phone, name, address...) are removed, and the location is coarsened to the country.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+from typing import Any
+
+# EU member states plus Iceland, Liechtenstein and Norway (ISO 3166-1 alpha-2).
+EU_EEA = frozenset(
+    [
+        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
+        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
+        *("IS", "LI", "NO"),
+    ]
+)
+# Property names that carry free-text personal data; matched case-insensitively, and any name
+# containing one of the PII_PARTS too (e.g. "contact_email", "billing_phone").
+PII_NAMES = frozenset(
+    {
+        "name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "surname",
+        "address",
+        "postcode",
+        "zip",
+        "dob",
+        "date_of_birth",
+        "ip",
+        "user_agent",
+    }
+)
+PII_PARTS = ("email", "phone", "mobile_number", "street", "address")
+# Properties that point at another user: pseudonymised with the same key.
+USER_REFERENCES = frozenset({"supplier_id", "inviter_id", "invitee_id", "referrer_id", "inviter"})
+
+
+def has_analytics_consent(doc: dict[str, Any]) -> bool:
+    consent = doc.get("consent") or {}
+    return consent.get("analytics") is True
+
+
+def needs_anonymisation(doc: dict[str, Any], anonymise_all: bool = False) -> bool:
+    country = (doc.get("context") or {}).get("country")
+    return anonymise_all or (country is not None and country.upper() in EU_EEA)
+
+
+def pseudonym(key: bytes, value: str) -> str:
+    return "anon_" + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def _is_pii(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in PII_NAMES or any(part in lowered for part in PII_PARTS)
+
+
+def anonymise(doc: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """A copy of the event document that is safe to send for an EU/EEA user."""
+    out = copy.deepcopy(doc)
+    for field in ("user_id", "anonymous_id"):
+        if out.get(field):
+            out[field] = pseudonym(key, str(out[field]))
+    context = dict(out.get("context") or {})
+    for field in ("ip", "user_agent", "region"):
+        context.pop(field, None)
+    out["context"] = context
+    properties = {}
+    for name, value in (out.get("properties") or {}).items():
+        if _is_pii(name):
+            continue
+        is_reference = name in USER_REFERENCES and isinstance(value, str)
+        properties[name] = pseudonym(key, value) if is_reference else value
+    out["properties"] = properties
+    return out
+
+
+def outbound(
+    doc: dict[str, Any], key: bytes, *, analytics: bool, anonymise_all: bool = False
+) -> dict[str, Any] | None:
+    """The form of `doc` a destination may receive, or None when it must not receive it.
+
+    `analytics` is true for Mixpanel and GA4, which need analytics consent.
+    """
+    if analytics and not has_analytics_consent(doc):
+        return None
+    if needs_anonymisation(doc, anonymise_all):
+        return anonymise(doc, key)
+    return doc
