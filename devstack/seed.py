@@ -14,9 +14,34 @@ from success_metrics import organizations, signing
 DEMO_NAME = "Demo Weddings Co"
 
 
+DEMO_DESTINATIONS: dict[str, dict[str, Any]] = {
+    "mixpanel": {
+        "kind": "mixpanel",
+        "project_token": "demo-token",
+        "api_secret": "demo-secret",
+        "project_id": "1000001",
+    },
+    "ga4": {"kind": "ga4", "measurement_id": "G-DEMO0001", "api_secret": "demo-ga4-secret"},
+    "slack": {"kind": "slack", "webhook_url": "{sink}/services/TDEMO/BDEMO/alerts"},
+    "webhook": {"kind": "webhook", "url": "{sink}/webhooks/demo", "event_types": ["*"]},
+}
+
+
 def create_demo_organization(sink_url: str) -> dict[str, str]:
+    from success_metrics import destinations
+    from success_metrics.models.destinations import DestinationRequest
+
     created = organizations.create_organization(DEMO_NAME)
     organizations.set_slack_webhook(created.org_id, f"{sink_url}/services/TDEMO/BDEMO/digest")
+    # Every destination points at the sink (platform base URLs are set to it by the runner).
+    for dest_id, settings in DEMO_DESTINATIONS.items():
+        filled = {
+            k: v.format(sink=sink_url) if isinstance(v, str) else v for k, v in settings.items()
+        }
+        request = DestinationRequest.model_validate(
+            {"name": f"Demo {settings['kind']}", "settings": filled}
+        )
+        destinations.put(created.org_id, dest_id, request)
     # High enough for the demo traffic, the end-to-end tests and the load benchmark.
     organizations.set_limits(
         created.org_id,

@@ -1,14 +1,14 @@
-"""Admin routes of the HTTP API that belong to no other function (GET /v1/organization)."""
+"""Admin routes about the caller's organization: GET /v1/organization and /v1/destinations."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from success_metrics import admin
-from success_metrics.http import register_problem_handlers
+from success_metrics.http import json_body, register_problem_handlers
 from success_metrics.observability import logger, metrics, traced
 
 app = APIGatewayHttpResolver()
@@ -19,6 +19,27 @@ admin.require_principal(app)
 @app.get("/v1/organization")
 def get_organization() -> dict[str, Any]:
     return admin.organization_view(admin.principal(app))
+
+
+@app.get("/v1/destinations")
+def list_destinations() -> dict[str, Any]:
+    return admin.list_destinations(admin.principal(app))
+
+
+@app.get("/v1/destinations/<dest_id>")
+def get_destination(dest_id: str) -> dict[str, Any]:
+    return admin.get_destination(admin.principal(app), dest_id)
+
+
+@app.put("/v1/destinations/<dest_id>")
+def put_destination(dest_id: str) -> dict[str, Any]:
+    return admin.put_destination(admin.principal(app), dest_id, json_body(app.current_event))
+
+
+@app.delete("/v1/destinations/<dest_id>")
+def delete_destination(dest_id: str) -> Response[str]:
+    admin.delete_destination(admin.principal(app), dest_id)
+    return Response(status_code=204, body="")
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -31,6 +31,8 @@ STACK_OUTPUTS = {
     "MetricsQueueUrl": "METRICS_QUEUE_URL",
     "MetricsTableName": "METRICS_TABLE",
     "MetricsClaimsTableName": "METRICS_CLAIMS_TABLE",
+    "DeliveryQueueUrl": "DELIVERY_QUEUE_URL",
+    "DeliveriesTableName": "DELIVERIES_TABLE",
 }
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from success_metrics.errors import (
     ForbiddenError,
+    MalformedJsonError,
     NotFoundError,
     SuccessMetricsError,
     UnauthenticatedError,
+    ValidationFailedError,
 )
 from success_metrics.models.organizations import Scope
 from success_metrics.observability import MetricUnit, logger, metrics
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 PROBLEM_JSON = "application/problem+json"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def problem(
@@ -139,3 +144,25 @@ class Principal:
         if scope.value not in self.scopes:
             raise ForbiddenError(f"this API key lacks the {scope.value!r} scope")
         return self
+
+
+def parse_model(model: type[ModelT], data: Any, what: str = "request") -> ModelT:
+    """Validate `data` into `model`, or raise a 400 naming every problem (never the values)."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        summary = "; ".join(f"{'.'.join(e['loc']) or what}: {e['msg']}" for e in errors)
+        raise ValidationFailedError(f"the {what} is not valid: {summary}", errors=errors) from exc
+
+
+def json_body(event: APIGatewayProxyEventV2) -> Any:
+    try:
+        return json.loads(raw_body(event) or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJsonError(f"the body is not valid JSON: {exc}") from exc

@@ -300,3 +300,22 @@ def list_organizations() -> list[Organization]:
         )
     )
     return [Organization.model_validate_json(i["doc"]["S"]) for p in pages for i in p["Items"]]
+
+
+def pseudonym_key(org: Organization) -> bytes:
+    """The organization's pseudonym key, created (and stored encrypted) on first use."""
+    if org.pseudonym_key is None:
+        fresh = get_organization(org.org_id, fresh=True)
+        if fresh.pseudonym_key is None:
+            key = secrets.token_hex(32)
+            fresh = _save(
+                fresh.model_copy(update={"pseudonym_key": secret_box.encrypt(key, org.org_id)})
+            )
+        org = fresh
+    assert org.pseudonym_key is not None
+    return bytes.fromhex(secret_box.decrypt(org.pseudonym_key, org.org_id))
+
+
+def set_anonymise_all(org_id: str, enabled: bool) -> Organization:
+    org = get_organization(org_id, fresh=True)
+    return _save(org.model_copy(update={"anonymise_all": enabled}))

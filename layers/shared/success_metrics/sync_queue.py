@@ -33,6 +33,21 @@ def pack(org_id: str, webhook_id: str, documents: Iterable[str]) -> Iterator[str
         yield _message(org_id, webhook_id, chunk)
 
 
+def chunks(documents: Iterable[str], limit: int = MESSAGE_BYTES - 1024) -> Iterator[list[str]]:
+    """Groups of JSON documents whose joined size stays under `limit` bytes."""
+    chunk: list[str] = []
+    size = 0
+    for doc in documents:
+        doc_size = len(doc.encode("utf-8")) + 1
+        if chunk and size + doc_size > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(doc)
+        size += doc_size
+    if chunk:
+        yield chunk
+
+
 def _message(org_id: str, webhook_id: str, docs: list[str]) -> str:
     return (
         f'{{"org_id":{json.dumps(org_id)},"webhook_id":{json.dumps(webhook_id)},'
@@ -42,10 +57,15 @@ def _message(org_id: str, webhook_id: str, docs: list[str]) -> str:
 
 def enqueue(org_id: str, webhook_id: str, documents: Iterable[str], queue_url: str) -> int:
     """Send the documents; returns the number of messages. Raises if any entry failed."""
+    return send_bodies(queue_url, org_id, pack(org_id, webhook_id, documents))
+
+
+def send_bodies(queue_url: str, org_id: str, bodies: Iterable[str]) -> int:
+    """Send message bodies in as few SendMessageBatch calls as the limits allow."""
     sent = 0
     entries: list[str] = []
     size = 0
-    for message in pack(org_id, webhook_id, documents):
+    for message in bodies:
         length = len(message.encode("utf-8"))
         if entries and (len(entries) == BATCH_ENTRIES or size + length > BATCH_BYTES):
             sent += _send(queue_url, org_id, entries)

@@ -65,6 +65,9 @@ class Organization(BaseModel):
     alerts: list[AlertRule] = Field(default_factory=list)
     # KMS-encrypted Slack incoming-webhook URL for the digest and alerts.
     slack_webhook: str | None = None
+    # KMS-encrypted key for the keyed-hash pseudonyms of anonymised users (created on first use).
+    pseudonym_key: str | None = None
+    anonymise_all: bool = False
     version: int = 1
 
     def secrets_valid_at(self, now: float) -> list[StoredSecret]:

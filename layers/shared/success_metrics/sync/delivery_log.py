@@ -1,0 +1,132 @@
+"""The delivery log: one summary item per delivery and one item per attempt (SPEC §4).
+
+Table `DeliveriesTable`, `pk = <org>`, `sk = <delivery id>` (summary) or
+`<delivery id>#<attempt>` (attempt); every item expires after DELIVERY_LOG_DAYS. The summary
+keeps the delivery's payload so a failed delivery can be retried through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from success_metrics import aws
+from success_metrics.settings import get_settings
+
+Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying"]
+
+
+def _expiry() -> str:
+    return str(int(time.time()) + get_settings().delivery_log_days * 86400)
+
+
+def summary(org_id: str, delivery_id: str) -> dict[str, Any] | None:
+    item = (
+        aws.dynamodb()
+        .get_item(
+            TableName=get_settings().deliveries_table,
+            Key={"pk": {"S": org_id}, "sk": {"S": delivery_id}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    if item is None:
+        return None
+    doc: dict[str, Any] = json.loads(item["doc"]["S"])
+    return doc
+
+
+def record_attempt(
+    org_id: str,
+    delivery_id: str,
+    *,
+    dest_id: str,
+    kind: str,
+    attempt: int,
+    status: Status,
+    status_code: int | None,
+    latency_ms: float,
+    event_ids: list[str],
+    error: str | None,
+    failed: dict[str, str] | None = None,
+    skipped: dict[str, str] | None = None,
+    payload: dict[str, Any] | None = None,
+    delivered: list[str] | None = None,
+) -> None:
+    now = int(time.time())
+    attempt_doc = {
+        "delivery_id": delivery_id,
+        "dest_id": dest_id,
+        "kind": kind,
+        "attempt": attempt,
+        "status": status,
+        "status_code": status_code,
+        "latency_ms": round(latency_ms, 1),
+        "error": error,
+        "at": now,
+    }
+    previous = summary(org_id, delivery_id) or {}
+    summary_doc = {
+        **attempt_doc,
+        "event_ids": event_ids,
+        "attempts": max(attempt, int(previous.get("attempts", 0))),
+        "failed": failed or previous.get("failed") or {},
+        "skipped": skipped or previous.get("skipped") or {},
+        "payload": payload if payload is not None else previous.get("payload"),
+        "delivered": sorted(set(previous.get("delivered", [])) | set(delivered or [])),
+        "first_at": previous.get("first_at", now),
+    }
+    table = get_settings().deliveries_table
+    expiry = _expiry()
+    aws.dynamodb().batch_write_item(
+        RequestItems={
+            table: [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": org_id},
+                            "sk": {"S": f"{delivery_id}#{attempt:03d}"},
+                            "doc": {"S": json.dumps(attempt_doc)},
+                            "expires_at": {"N": expiry},
+                        }
+                    }
+                },
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": org_id},
+                            "sk": {"S": delivery_id},
+                            "status": {"S": status},
+                            "doc": {"S": json.dumps(summary_doc)},
+                            "expires_at": {"N": expiry},
+                        }
+                    }
+                },
+            ]
+        }
+    )
+
+
+def list_deliveries(
+    org_id: str, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Summaries, newest first by id order is not meaningful: sorted by last attempt time."""
+    kwargs: dict[str, Any] = {
+        "TableName": get_settings().deliveries_table,
+        "KeyConditionExpression": "pk = :pk",
+        "FilterExpression": "attribute_exists(#status) AND expires_at > :now",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":pk": {"S": org_id}, ":now": {"N": str(int(time.time()))}},
+    }
+    if status:
+        kwargs["FilterExpression"] += " AND #status = :status"
+        kwargs["ExpressionAttributeValues"][":status"] = {"S": status}
+    found = []
+    for page in aws.dynamodb().get_paginator("query").paginate(**kwargs):
+        for item in page["Items"]:
+            doc = json.loads(item["doc"]["S"])
+            doc.pop("payload", None)
+            found.append(doc)
+    found.sort(key=lambda d: d.get("at", 0), reverse=True)
+    return found[:limit]

@@ -1,0 +1,64 @@
+"""Fan-out: each accepted-events message becomes one delivery message per destination.
+
+The delivery queue then gives every destination its own unit of work, retry and dead letter:
+one failing platform never delays or duplicates another. Consent and anonymisation are applied
+here, before anything is queued for a platform. Delivery ids are derived from the source message
+and the destination, so a redelivered source message produces the same deliveries, which the
+worker recognises in the delivery log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from success_metrics import destinations, organizations, sync_queue
+from success_metrics.observability import MetricUnit, logger, metrics
+from success_metrics.settings import get_settings
+from success_metrics.sync import privacy
+
+EVENT_KINDS = ("mixpanel", "ga4", "webhook")  # Slack gets alerts and digests, not events
+
+
+def delivery_id(source_message_id: str, dest_id: str, chunk: int) -> str:
+    digest = hashlib.sha256(f"{source_message_id}|{dest_id}|{chunk}".encode()).hexdigest()
+    return "dlv_" + digest[:24]
+
+
+def route(source_message_id: str, body: dict[str, Any]) -> int:
+    """Queue the message's events for each enabled event destination; returns messages sent."""
+    org = organizations.get_organization(body["org_id"])
+    targets = [d for d in destinations.list_all(org.org_id) if d.enabled and d.kind in EVENT_KINDS]
+    if not targets:
+        return 0
+    key = organizations.pseudonym_key(org)
+    bodies: list[str] = []
+    for dest in targets:
+        analytics = dest.kind in ("mixpanel", "ga4")
+        outbound = []
+        withheld = 0
+        for doc in body["events"]:
+            if dest.kind == "webhook" and not dest.accepts(doc["type"]):
+                continue
+            safe = privacy.outbound(doc, key, analytics=analytics, anonymise_all=org.anonymise_all)
+            if safe is None:
+                withheld += 1
+            else:
+                outbound.append(json.dumps(safe, separators=(",", ":"), ensure_ascii=False))
+        if withheld:
+            metrics.add_metric(
+                name="EventsWithheldNoConsent", unit=MetricUnit.Count, value=withheld
+            )
+        for chunk, docs in enumerate(sync_queue.chunks(outbound)):
+            envelope = {
+                "org_id": org.org_id,
+                "dest_id": dest.dest_id,
+                "kind": dest.kind,
+                "delivery_id": delivery_id(source_message_id, dest.dest_id, chunk),
+            }
+            head = json.dumps(envelope, separators=(",", ":"))[:-1]
+            bodies.append(f'{head},"events":[{",".join(docs)}]}}')
+    sent = sync_queue.send_bodies(get_settings().delivery_queue_url, org.org_id, bodies)
+    logger.info("routed", extra={"destinations": len(targets), "deliveries": sent})
+    return sent

@@ -1,0 +1,307 @@
+"""Delivery worker: sends queued deliveries to their platform, reliably (SPEC §4).
+
+- Deliveries of the same destination in one SQS batch are combined into as few requests as the
+  platform allows (Mixpanel 2000 events / 2 MB, GA4 25 events / 130 kB per user).
+- Each request is retried in the invocation with tenacity (5xx, 429, timeouts only; exponential
+  backoff with jitter; `Retry-After` honoured), inside a circuit breaker per organization and
+  destination whose state all Lambda instances share (Powertools, on the control table).
+- What still fails goes back to SQS (partial batch failure) and, after the last receive, to the
+  dead-letter queue. 4xx other than 408/429 is final for the records concerned, and logged.
+- Every attempt is written to the delivery log; events a delivery already delivered are never
+  sent again on a redelivery.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from success_metrics import destinations
+from success_metrics.errors import NotFoundError
+from success_metrics.models.destinations import Destination
+from success_metrics.observability import MetricUnit, logger, metrics
+from success_metrics.settings import get_settings
+from success_metrics.sync import delivery_log, platforms, ssrf
+
+ATTEMPTS = 3
+MAX_WAIT_SECONDS = 20.0
+
+
+class RetryableDeliveryError(Exception):
+    """A 5xx, 429 or timeout: worth trying again."""
+
+    def __init__(self, outcome: platforms.Outcome) -> None:
+        super().__init__(outcome.error or f"HTTP {outcome.status}")
+        self.outcome = outcome
+
+
+@dataclass
+class Delivery:
+    message_id: str
+    receive_count: int
+    body: dict[str, Any]
+
+    @property
+    def delivery_id(self) -> str:
+        return str(self.body["delivery_id"])
+
+
+def _wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, RetryableDeliveryError) and error.outcome.retry_after is not None:
+        return min(error.outcome.retry_after, MAX_WAIT_SECONDS)
+    return float(wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)(state))
+
+
+@cache
+def _client() -> httpx.Client:
+    return ssrf.guarded_client(allow_loopback=get_settings().allow_loopback_webhooks, timeout=10.0)
+
+
+@cache
+def _breaker_store() -> Any:
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+        CircuitBreakerDynamoDBPersistence,
+    )
+
+    from success_metrics import aws
+
+    return CircuitBreakerDynamoDBPersistence(
+        table_name=get_settings().control_table,
+        key_attr="pk",
+        expiry_attr="expires_at",
+        boto3_client=aws.dynamodb(),
+    )
+
+
+def _on_transition(dest: Destination) -> Callable[[Any], None]:
+    def notify(transition: Any) -> None:
+        state = str(getattr(transition, "to_state", transition))
+        metrics.add_metric(name=f"BreakerTo{state.title()}", unit=MetricUnit.Count, value=1)
+        logger.warning("circuit breaker changed", extra={"dest_id": dest.dest_id, "state": state})
+        if "open" in state.lower() and "half" not in state.lower():
+            from success_metrics.sync import alerts
+
+            alerts.breaker_opened(dest)
+
+    return notify
+
+
+def _guarded(dest: Destination, send: Callable[[], platforms.Outcome]) -> platforms.Outcome:
+    """One request: retried with tenacity, each attempt inside the shared circuit breaker."""
+    from aws_lambda_powertools.utilities.circuit_breaker import (
+        CircuitBreakerConfig,
+        circuit_breaker,
+    )
+
+    config = CircuitBreakerConfig(
+        failure_threshold=5,
+        recovery_timeout=30,
+        success_threshold=2,
+        handled_exceptions=(RetryableDeliveryError, httpx.TransportError),
+    )
+
+    @circuit_breaker(
+        name=f"{dest.org_id}:{dest.dest_id}",
+        persistence_store=_breaker_store(),
+        config=config,
+        on_transition=_on_transition(dest),
+    )
+    def attempt() -> platforms.Outcome:
+        outcome = send()
+        if outcome.retryable:
+            raise RetryableDeliveryError(outcome)
+        return outcome
+
+    retrying = retry(
+        retry=retry_if_exception_type((RetryableDeliveryError, httpx.TransportError)),
+        stop=stop_after_attempt(ATTEMPTS) | stop_after_delay(30),
+        wait=_wait,
+        reraise=True,
+    )
+    try:
+        result: platforms.Outcome = retrying(attempt)()
+    except RetryableDeliveryError as exc:
+        return exc.outcome
+    except httpx.TransportError as exc:
+        return platforms.Outcome(None, retryable=True, error=f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def _requests(
+    dest: Destination, secrets: dict[str, str], docs: list[dict[str, Any]], now: float
+) -> tuple[list[tuple[list[str], Callable[[], platforms.Outcome]]], dict[str, str]]:
+    """[(event ids, send)] for the destination's platform, and events skipped outright."""
+    client = _client()
+    settings = get_settings()
+    if dest.kind == "mixpanel":
+        base = (
+            settings.mixpanel_eu_api_url
+            if dest.public.get("region") == "eu"
+            else settings.mixpanel_api_url
+        )
+        project = dest.public.get("project_id")
+        return [
+            (
+                [event_id for event_id, _ in batch],
+                lambda batch=batch: platforms.send_mixpanel(  # type: ignore[misc]
+                    client, base, secrets, project if isinstance(project, str) else None, batch
+                ),
+            )
+            for batch in platforms.mixpanel_batches(docs)
+        ], {}
+    if dest.kind == "ga4":
+        requests, skipped = platforms.ga4_requests(docs, now)
+        measurement = str(dest.public["measurement_id"])
+        return [
+            (
+                ids,
+                lambda ids=ids, body=body: platforms.send_ga4(  # type: ignore[misc]
+                    client, settings.ga4_api_url, measurement, secrets, ids, body
+                ),
+            )
+            for ids, body in requests
+        ], skipped
+    raise ValueError(f"{dest.kind} is not a combined platform")
+
+
+def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> set[str]:
+    """Send one destination's deliveries; returns the SQS message ids to retry."""
+    secrets = destinations.secrets(dest)
+    pending: list[tuple[Delivery, list[dict[str, Any]]]] = []
+    for delivery in deliveries:
+        previous = delivery_log.summary(dest.org_id, delivery.delivery_id) or {}
+        done = (
+            set(previous.get("delivered", []))
+            | set(previous.get("failed", {}))
+            | set(previous.get("skipped", {}))
+        )
+        docs = [d for d in delivery.body["events"] if d["id"] not in done]
+        pending.append((delivery, docs))
+    if dest.kind == "webhook":
+        return _deliver_webhooks(dest, secrets, pending)
+    all_docs = [d for _, docs in pending for d in docs]
+    requests, skipped = _requests(dest, secrets, all_docs, now)
+    results: dict[str, platforms.Outcome] = {}
+    started = time.perf_counter()
+    for ids, send in requests:
+        outcome = _guarded(dest, send)
+        for event_id in ids:
+            results[event_id] = outcome
+    latency = (time.perf_counter() - started) * 1000
+    retry_ids: set[str] = set()
+    for delivery, docs in pending:
+        ids = [d["id"] for d in docs]
+        outcomes = [results[i] for i in ids if i in results]
+        delivered = [i for i in ids if i in results and i in results[i].delivered]
+        failed = {i: results[i].failed[i] for i in ids if i in results and i in results[i].failed}
+        skips = {i: skipped[i] for i in ids if i in skipped}
+        retryable = [o for o in outcomes if o.retryable]
+        status: delivery_log.Status = (
+            "retrying"
+            if retryable
+            else "failed"
+            if failed and not delivered
+            else "partial"
+            if failed or skips
+            else "succeeded"
+            if delivered
+            else "skipped"
+        )
+        previous = delivery_log.summary(dest.org_id, delivery.delivery_id) or {}
+        delivery_log.record_attempt(
+            dest.org_id,
+            delivery.delivery_id,
+            dest_id=dest.dest_id,
+            kind=dest.kind,
+            attempt=delivery.receive_count,
+            status=status,
+            status_code=(retryable or outcomes or [platforms.Outcome(None)])[0].status,
+            latency_ms=latency,
+            event_ids=[d["id"] for d in delivery.body["events"]],
+            error=retryable[0].error if retryable else None,
+            failed=failed,
+            skipped=skips,
+            payload=delivery.body,
+            delivered=sorted(set(previous.get("delivered", [])) | set(delivered)),
+        )
+        if retryable:
+            retry_ids.add(delivery.message_id)
+    metrics.add_metric(name="DeliveryRequests", unit=MetricUnit.Count, value=len(requests))
+    return retry_ids
+
+
+def _deliver_webhooks(
+    dest: Destination, secrets: dict[str, str], pending: list[tuple[Delivery, list[dict[str, Any]]]]
+) -> set[str]:
+    retry_ids: set[str] = set()
+    url = str(dest.public["url"])
+    for delivery, docs in pending:
+        if not docs:
+            continue
+        started = time.perf_counter()
+        outcome = _guarded(
+            dest,
+            lambda d=delivery, docs=docs: platforms.send_webhook(  # type: ignore[misc]
+                _client(), url, secrets["signing_secret"], d.delivery_id, docs
+            ),
+        )
+        status: delivery_log.Status = (
+            "retrying" if outcome.retryable else "failed" if outcome.failed else "succeeded"
+        )
+        delivery_log.record_attempt(
+            dest.org_id,
+            delivery.delivery_id,
+            dest_id=dest.dest_id,
+            kind=dest.kind,
+            attempt=delivery.receive_count,
+            status=status,
+            status_code=outcome.status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            event_ids=[d["id"] for d in delivery.body["events"]],
+            error=outcome.error,
+            failed=outcome.failed,
+            payload=delivery.body,
+            delivered=outcome.delivered,
+        )
+        if outcome.retryable:
+            retry_ids.add(delivery.message_id)
+    return retry_ids
+
+
+def deliver(deliveries: list[Delivery], now: float) -> set[str]:
+    """Deliver an SQS batch; returns the message ids that must come back (partial failure)."""
+    groups: dict[tuple[str, str], list[Delivery]] = defaultdict(list)
+    for delivery in deliveries:
+        groups[(delivery.body["org_id"], delivery.body["dest_id"])].append(delivery)
+    retry_ids: set[str] = set()
+    for (org_id, dest_id), group in groups.items():
+        try:
+            dest = destinations.get(org_id, dest_id)
+        except NotFoundError:
+            logger.info("destination deleted: deliveries dropped", extra={"dest_id": dest_id})
+            continue
+        if not dest.enabled:
+            continue
+        from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
+
+        try:
+            retry_ids |= deliver_group(dest, group, now)
+        except CircuitBreakerOpenError:
+            # The platform is down: the work waits in the queue instead of hammering it.
+            retry_ids |= {d.message_id for d in group}
+    return retry_ids

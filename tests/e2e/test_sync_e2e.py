@@ -1,0 +1,51 @@
+"""Platform sync end to end: the demo season reaches the sink as Mixpanel and webhook requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+
+from devstack import demo
+from success_metrics.sync import platforms, privacy
+from tests.e2e.conftest import RunningStack
+
+
+def sink_requests(stack: RunningStack, http: httpx.Client, path: str) -> list[dict[str, Any]]:
+    found = http.get(f"{stack.sink_url}/_sink/requests", params={"path": path}).json()
+    return list(found["requests"])
+
+
+def test_demo_events_reach_mixpanel_with_consent_and_the_webhook(
+    stack: RunningStack, http: httpx.Client
+) -> None:
+    events = demo.generate(int(os.environ.get("SM_E2E_DEMO_SIZE", "300")))
+    consented = {platforms.insert_id(e["id"]) for e in events if privacy.has_analytics_consent(e)}
+    refused = {platforms.insert_id(e["id"]) for e in events} - consented
+
+    def mixpanel_ids() -> set[str]:
+        return {
+            record["properties"]["$insert_id"]
+            for request in sink_requests(stack, http, "/import")
+            if request["status"] == 200
+            for record in json.loads(request["body"])
+        }
+
+    def webhook_ids() -> set[str]:
+        bodies = [json.loads(r["body"]) for r in sink_requests(stack, http, "/webhooks/demo")]
+        return {event["id"] for body in bodies for event in body["events"]}
+
+    all_ids = {e["id"] for e in events}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        consented <= mixpanel_ids() and all_ids <= webhook_ids()
+    ):
+        time.sleep(1)
+
+    seen = mixpanel_ids()
+    assert consented <= seen
+    assert not refused & seen  # no analytics consent: nothing sent to analytics
+    assert all_ids <= webhook_ids()  # the customer's own endpoint gets every event

@@ -1,0 +1,317 @@
+"""Platform sync on moto against the sink's fake platforms: destinations, fan-out, delivery."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from devstack.lambda_events import http_event
+from devstack.provision import Stack
+from devstack.sink import Fault, Sink
+from success_metrics import aws, caches, organizations
+from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.sync import delivery_log, platforms, router, worker
+from tests.integration.test_admin import authorize
+from tests.support import invoke_http, post_events
+
+
+@pytest.fixture
+def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
+    with Sink() as running:
+        for name in ("MIXPANEL_API_URL", "MIXPANEL_EU_API_URL", "GA4_API_URL"):
+            monkeypatch.setenv(name, running.url)
+        monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
+        caches.reset_all()
+        worker._client.cache_clear()
+        yield running
+    worker._client.cache_clear()
+
+
+def admin(
+    handler: Any, authorizer: Any, api_key: str, method: str, path: str, body: Any = None
+) -> Any:
+    context = authorize(authorizer, api_key)["context"]
+    route = "/v1/destinations/{dest_id}" if path.count("/") == 3 else path
+    event = http_event(
+        method,
+        path,
+        route_key=f"{method} {route}",
+        path_parameters={"dest_id": path.rsplit("/", 1)[1]} if path.count("/") == 3 else None,
+        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
+        body=json.dumps(body).encode() if body is not None else None,
+        authorizer=context,
+    )
+    return invoke_http(handler, "AdminApiFunction", event)
+
+
+def configure(
+    admin_handler: Any, authorizer_handler: Any, org: CreatedOrganization, sink: Sink
+) -> str:
+    destinations = {
+        "mixpanel": {
+            "kind": "mixpanel",
+            "project_token": "tok",
+            "api_secret": "mp-secret",
+            "project_id": "42",
+        },
+        "ga4": {"kind": "ga4", "measurement_id": "G-TEST1234", "api_secret": "ga-secret"},
+        "hooks": {
+            "kind": "webhook",
+            "url": f"{sink.url}/webhooks/acme",
+            "event_types": ["supplier.*", "payment.*"],
+        },
+    }
+    secret = ""
+    for dest_id, settings in destinations.items():
+        response = admin(
+            admin_handler,
+            authorizer_handler,
+            org.api_key,
+            "PUT",
+            f"/v1/destinations/{dest_id}",
+            {"name": dest_id.title(), "settings": settings},
+        )
+        assert response.status == 200, response
+        secret = response.json.get("signing_secret", secret)
+    return secret
+
+
+def recent_events(n: int, **overrides: Any) -> list[dict[str, Any]]:
+    moment = datetime.now(UTC) - timedelta(hours=1)
+    base = {
+        "type": "supplier.subscription_started",
+        "user_type": "supplier",
+        "properties": {"plan": "pro", "email": "someone@example.com"},
+        "revenue": {"amount": "29.00", "currency": "GBP"},
+        "context": {"country": "GB", "region": "London", "device": "mobile", "ip": "203.0.113.9"},
+        "consent": {"analytics": True, "marketing": False},
+    }
+    return [
+        {
+            **base,
+            "id": f"evt_sync_{uuid.uuid4().hex[:12]}",
+            "user_id": f"usr_{i % 7}",
+            "occurred_at": (moment + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **overrides,
+        }
+        for i in range(n)
+    ]
+
+
+def drain(url: str) -> list[tuple[str, int, dict[str, Any]]]:
+    sqs = aws.sqs()
+    found = []
+    while got := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, AttributeNames=["All"]
+    ).get("Messages", []):
+        for m in got:
+            found.append(
+                (
+                    m["MessageId"],
+                    int(m["Attributes"]["ApproximateReceiveCount"]),
+                    json.loads(m["Body"]),
+                )
+            )
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return found
+
+
+def run_sync(stack: Stack) -> set[str]:
+    for message_id, _, body in drain(stack.physical["SyncQueue"]["Ref"]):
+        router.route(message_id, body)
+    deliveries = [
+        worker.Delivery(m, n, b) for m, n, b in drain(stack.physical["DeliveryQueue"]["Ref"])
+    ]
+    return worker.deliver(deliveries, time.time())
+
+
+@pytest.fixture
+def admin_setup(
+    stack: Stack, org: CreatedOrganization, admin_handler: Any, authorizer_handler: Any, sink: Sink
+) -> str:
+    organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
+    return configure(admin_handler, authorizer_handler, org, sink)
+
+
+def test_events_reach_every_destination_in_its_own_format(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    events = recent_events(30) + recent_events(
+        5, type="feature.used", revenue=None, properties={"feature": "checklist"}
+    )
+    assert (
+        post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": events}).status
+        == 202
+    )
+
+    assert run_sync(stack) == set()
+
+    [mp] = sink.requests("/import")
+    assert mp["headers"]["content-encoding"] == "gzip"
+    assert mp["query"] == {"strict": "1", "project_id": "42"}
+    records = json.loads(mp["body"])
+    assert len(records) == 35
+    assert {r["properties"]["$insert_id"] for r in records} == {
+        platforms.insert_id(e["id"]) for e in events
+    }
+    assert sink.mixpanel_insert_ids()
+    assert all(n == 1 for n in sink.mixpanel_insert_ids().values())
+    ga4 = sink.requests("/mp/collect")
+    assert sum(len(json.loads(r["body"])["events"]) for r in ga4) == 35
+    assert all(len(json.loads(r["body"])["events"]) <= 25 for r in ga4)
+    assert len(ga4) == 7  # one request per user (client id), 7 users
+    assert json.loads(ga4[0]["body"])["events"][0]["name"] in {
+        "supplier_subscription_started",
+        "feature_used",
+    }
+    [hook] = sink.requests("/webhooks/acme")
+    delivered = json.loads(hook["body"])
+    assert [e["type"] for e in delivered["events"]] == [
+        "supplier.subscription_started"
+    ] * 30  # filter
+    Webhook(admin_setup).verify(hook["body"], hook["headers"])
+
+
+def test_no_consent_means_no_analytics_and_eu_users_are_anonymised(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    refused = recent_events(3, consent={"analytics": False})
+    european = recent_events(
+        2, context={"country": "FR", "region": "Bretagne", "ip": "203.0.113.7"}, user_id="usr_paris"
+    )
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": refused + european})
+
+    run_sync(stack)
+
+    records = json.loads(sink.requests("/import")[0]["body"])
+    assert {r["properties"]["$insert_id"] for r in records} == {
+        platforms.insert_id(e["id"]) for e in european
+    }
+    for record in records:
+        assert record["properties"]["distinct_id"].startswith("anon_")
+        assert "usr_paris" not in json.dumps(record)
+        assert "ip" not in record["properties"]
+        assert "email" not in record["properties"]
+        assert "$region" not in record["properties"]
+    # The customer's own webhook gets every event, the EU ones anonymised too
+    hook_events = json.loads(sink.requests("/webhooks/acme")[0]["body"])["events"]
+    assert len(hook_events) == 5
+
+
+def test_retryable_failures_are_retried_in_the_invocation(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    sink.set_fault(Fault(status=503, count=2, path_prefix="/import"))
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": recent_events(4)})
+
+    assert run_sync(stack) == set()
+
+    statuses = [r["status"] for r in sink.requests("/import")]
+    assert statuses == [503, 503, 200]
+    assert all(n == 1 for n in sink.mixpanel_insert_ids().values())
+    [mp_delivery] = [d for d in delivery_log.list_deliveries(org.org_id) if d["kind"] == "mixpanel"]
+    assert mp_delivery["status"] == "succeeded"
+
+
+def test_a_failing_destination_never_holds_up_the_others_and_goes_back_to_the_queue(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    sink.set_fault(Fault(status=500, rate=1.0, path_prefix="/webhooks/"))
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": recent_events(3)})
+
+    retry = run_sync(stack)
+
+    assert len(retry) == 1  # only the webhook delivery returns to the queue
+    assert len(sink.requests("/import")) == 1
+    assert len(sink.requests("/mp/collect")) >= 1
+    [hook] = [d for d in delivery_log.list_deliveries(org.org_id) if d["kind"] == "webhook"]
+    assert hook["status"] == "retrying"
+    webhook_ids = {r["headers"]["webhook-id"] for r in sink.requests("/webhooks/")}
+    assert len(webhook_ids) == 1  # the same webhook-id on every retry
+
+
+def test_final_4xx_is_recorded_and_not_retried(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    sink.set_fault(Fault(status=410, rate=1.0, path_prefix="/webhooks/"))
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": recent_events(2)})
+
+    assert run_sync(stack) == set()
+
+    assert len(sink.requests("/webhooks/")) == 1
+    [hook] = delivery_log.list_deliveries(org.org_id, status="failed")
+    assert hook["status_code"] == 410
+
+
+def test_breaker_opens_under_a_full_outage_and_alerts_slack(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    organizations.set_slack_webhook(org.org_id, f"{sink.url}/services/T1/B1/ops")
+    sink.set_fault(Fault(status=500, rate=1.0, path_prefix="/webhooks/"))
+    for _ in range(3):
+        post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": recent_events(1)})
+
+    retry = run_sync(stack)
+
+    hook_calls = len(sink.requests("/webhooks/"))
+    assert hook_calls == 5  # 3 attempts, 2 more: then the breaker opened and stopped the calls
+    assert len(retry) == 3
+    alerts = [json.loads(r["body"]) for r in sink.requests("/services/T1/B1/ops")]
+    assert any("circuit breaker is open" in a["text"] for a in alerts)
+
+
+def test_destination_api_never_echoes_secrets_and_is_scoped(
+    stack: Stack,
+    org: CreatedOrganization,
+    other_org: CreatedOrganization,
+    admin_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+) -> None:
+    body = {
+        "name": "Mixpanel EU",
+        "settings": {
+            "kind": "mixpanel",
+            "project_token": "t0k",
+            "api_secret": "s3cr3t-value",
+            "region": "eu",
+        },
+    }
+    created = admin(
+        admin_handler, authorizer_handler, org.api_key, "PUT", "/v1/destinations/mp-eu", body
+    )
+    listed = admin(admin_handler, authorizer_handler, org.api_key, "GET", "/v1/destinations")
+    theirs = admin(
+        admin_handler, authorizer_handler, other_org.api_key, "GET", "/v1/destinations/mp-eu"
+    )
+    metrics_only = organizations.create_api_key(org.org_id, [Scope.METRICS_READ])
+    forbidden = admin(
+        admin_handler, authorizer_handler, metrics_only.api_key, "GET", "/v1/destinations"
+    )
+    bad = admin(
+        admin_handler,
+        authorizer_handler,
+        org.api_key,
+        "PUT",
+        "/v1/destinations/x",
+        {"name": "x", "settings": {"kind": "webhook", "url": "https://10.0.0.1/hook"}},
+    )
+    gone = admin(admin_handler, authorizer_handler, org.api_key, "DELETE", "/v1/destinations/mp-eu")
+
+    assert created.status == 200
+    assert "s3cr3t-value" not in json.dumps(created.json) + json.dumps(listed.json)
+    assert created.json["secrets_set"] == ["project_token", "api_secret"]
+    assert created.json["settings"] == {"project_id": None, "region": "eu"}
+    assert [d["dest_id"] for d in listed.json["destinations"]] == ["mp-eu"]
+    assert theirs.status == 404
+    assert forbidden.status == 403
+    assert bad.status == 400
+    assert "public address" in bad.json["detail"]
+    assert gone.status == 204
