@@ -1,7 +1,9 @@
-"""Admin routes about the caller's organization: GET /v1/organization and /v1/destinations."""
+"""Admin routes about the caller's organization: /v1/organization, /v1/destinations*,
+/v1/deliveries*."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -40,6 +42,18 @@ def put_destination(dest_id: str) -> dict[str, Any]:
 def delete_destination(dest_id: str) -> Response[str]:
     admin.delete_destination(admin.principal(app), dest_id)
     return Response(status_code=204, body="")
+
+
+@app.get("/v1/deliveries")
+def list_deliveries() -> dict[str, Any]:
+    params = app.current_event.query_string_parameters or {}
+    return admin.list_deliveries(admin.principal(app), dict(params))
+
+
+@app.post("/v1/deliveries/<delivery_id>/retry")
+def retry_delivery(delivery_id: str) -> Response[str]:
+    answer = admin.retry_delivery(admin.principal(app), delivery_id)
+    return Response(status_code=202, content_type="application/json", body=json.dumps(answer))
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

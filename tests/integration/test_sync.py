@@ -35,15 +35,22 @@ def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
 
 
 def admin(
-    handler: Any, authorizer: Any, api_key: str, method: str, path: str, body: Any = None
+    handler: Any, authorizer: Any, api_key: str, method: str, target: str, body: Any = None
 ) -> Any:
     context = authorize(authorizer, api_key)["context"]
-    route = "/v1/destinations/{dest_id}" if path.count("/") == 3 else path
+    path, _, query = target.partition("?")
+    parts = path.strip("/").split("/")
+    route, params = path, None
+    if len(parts) == 3 and parts[1] == "destinations":
+        route, params = "/v1/destinations/{dest_id}", {"dest_id": parts[2]}
+    elif len(parts) == 4 and parts[1] == "deliveries":
+        route, params = "/v1/deliveries/{delivery_id}/retry", {"delivery_id": parts[2]}
     event = http_event(
         method,
         path,
         route_key=f"{method} {route}",
-        path_parameters={"dest_id": path.rsplit("/", 1)[1]} if path.count("/") == 3 else None,
+        path_parameters=params,
+        raw_query=query,
         headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
         body=json.dumps(body).encode() if body is not None else None,
         authorizer=context,
@@ -315,3 +322,91 @@ def test_destination_api_never_echoes_secrets_and_is_scoped(
     assert bad.status == 400
     assert "public address" in bad.json["detail"]
     assert gone.status == 204
+
+
+def test_deliveries_api_lists_filters_and_retries_a_failed_delivery(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    admin_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+    admin_setup: str,
+) -> None:
+    # Given a webhook delivery that failed for good (410)
+    sink.set_fault(Fault(status=410, rate=1.0, path_prefix="/webhooks/"))
+    events = recent_events(2)
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": events})
+    run_sync(stack)
+    failed = admin(
+        admin_handler, authorizer_handler, org.api_key, "GET", "/v1/deliveries?status=failed"
+    )
+    [delivery] = failed.json["deliveries"]
+    per_event = admin(
+        admin_handler,
+        authorizer_handler,
+        org.api_key,
+        "GET",
+        f"/v1/deliveries?event_id={events[0]['id']}",
+    )
+    states = {d["kind"]: d["state"] for d in per_event.json["destinations"]}
+    assert states == {"mixpanel": "delivered", "ga4": "delivered", "webhook": "failed"}
+
+    # When the endpoint is fixed and the delivery is retried through the API
+    sink.set_fault(None)
+    retried = admin(
+        admin_handler,
+        authorizer_handler,
+        org.api_key,
+        "POST",
+        f"/v1/deliveries/{delivery['delivery_id']}/retry",
+    )
+    assert retried.status == 202
+    run_sync(stack)
+
+    # Then the events arrive, under the same webhook-id
+    hooks = sink.requests("/webhooks/")
+    assert [r["status"] for r in hooks] == [410, 200]
+    assert hooks[0]["headers"]["webhook-id"] == hooks[1]["headers"]["webhook-id"]
+    after = admin(
+        admin_handler,
+        authorizer_handler,
+        org.api_key,
+        "GET",
+        f"/v1/deliveries?event_id={events[0]['id']}",
+    )
+    assert {d["kind"]: d["state"] for d in after.json["destinations"]}["webhook"] == "delivered"
+    bad = admin(admin_handler, authorizer_handler, org.api_key, "GET", "/v1/deliveries?status=lost")
+    assert bad.status == 400
+
+
+def test_dead_letters_can_be_listed_and_replayed_with_smctl(
+    stack: Stack, org: CreatedOrganization, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from success_metrics import cli
+
+    sqs = aws.sqs()
+    dlq = cli._dead_letter_url(stack.physical["DeliveryQueue"]["Ref"])
+    sqs.send_message(
+        QueueUrl=dlq,
+        MessageBody=json.dumps(
+            {
+                "org_id": org.org_id,
+                "dest_id": "hooks",
+                "delivery_id": "dlv_x",
+                "kind": "webhook",
+                "events": [],
+            }
+        ),
+    )
+
+    assert cli.main(["dlq", "list", "--no-local", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert cli.main(["dlq", "replay", "--no-local", "--json"]) == 0
+    replayed = json.loads(capsys.readouterr().out)
+
+    assert listed["approximate"] == 1
+    assert listed["sample"][0]["delivery_id"] == "dlv_x"
+    assert replayed["replayed"] == 1
+    [(_, _, body)] = drain(stack.physical["DeliveryQueue"]["Ref"])
+    assert body["delivery_id"] == "dlv_x"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from success_metrics import destinations, organizations
+from success_metrics import destinations, organizations, sync_queue
 from success_metrics.errors import ValidationFailedError
 from success_metrics.http import Principal, parse_model
 from success_metrics.models.destinations import DestinationRequest
@@ -80,3 +80,44 @@ def put_destination(caller: Principal, dest_id: str, body: Any) -> dict[str, Any
 def delete_destination(caller: Principal, dest_id: str) -> None:
     caller.require(Scope.CONFIG_WRITE)
     destinations.delete(caller.org_id, dest_id)
+
+
+DELIVERY_STATES = ("pending", "succeeded", "partial", "failed", "skipped", "retrying")
+
+
+def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]:
+    """GET /v1/deliveries?status=...&event_id=...: the delivery log, or one event's status."""
+    from success_metrics.sync import delivery_log
+
+    caller.require(Scope.CONFIG_WRITE)
+    unknown = set(params) - {"status", "event_id", "limit"}
+    if unknown:
+        raise ValidationFailedError(f"unknown query parameters: {', '.join(sorted(unknown))}")
+    status = params.get("status")
+    if status is not None and status not in DELIVERY_STATES:
+        raise ValidationFailedError(f"status is one of {', '.join(DELIVERY_STATES)}")
+    if "event_id" in params:
+        return {
+            "event_id": params["event_id"],
+            "destinations": delivery_log.event_status(caller.org_id, params["event_id"]),
+        }
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError as exc:
+        raise ValidationFailedError("limit is a whole number from 1 to 1000") from exc
+    if not 1 <= limit <= 1000:
+        raise ValidationFailedError("limit is a whole number from 1 to 1000")
+    return {"deliveries": delivery_log.list_deliveries(caller.org_id, status, limit)}
+
+
+def retry_delivery(caller: Principal, delivery_id: str) -> dict[str, Any]:
+    """POST /v1/deliveries/{id}/retry: queue the delivery again, failed events included."""
+    import json
+
+    from success_metrics.settings import get_settings
+    from success_metrics.sync import delivery_log
+
+    caller.require(Scope.CONFIG_WRITE)
+    payload = delivery_log.reopen(caller.org_id, delivery_id)
+    sync_queue.send_bodies(get_settings().delivery_queue_url, caller.org_id, [json.dumps(payload)])
+    return {"delivery_id": delivery_id, "status": "queued"}

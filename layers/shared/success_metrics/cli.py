@@ -409,6 +409,179 @@ def _run_aws_schedule(args: argparse.Namespace) -> dict[str, Any]:
     return {"schedule": args.name, "result": json.loads(body or "null")}
 
 
+QUEUES = {
+    "sync": "SYNC_QUEUE_URL",
+    "metrics": "METRICS_QUEUE_URL",
+    "delivery": "DELIVERY_QUEUE_URL",
+}
+
+
+def _dead_letter_url(source_url: str) -> str:
+    sqs = aws.sqs()
+    attributes = sqs.get_queue_attributes(QueueUrl=source_url, AttributeNames=["RedrivePolicy"])
+    policy = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    name = policy["deadLetterTargetArn"].rsplit(":", 1)[1]
+    return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _summary(body: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {"body": body[:80]}
+    return {
+        "org_id": data.get("org_id"),
+        "dest_id": data.get("dest_id"),
+        "delivery_id": data.get("delivery_id"),
+        "events": len(data.get("events", [])),
+    }
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> None:
+    source = os.environ[QUEUES[args.queue]]
+    dlq = _dead_letter_url(source)
+    sqs = aws.sqs()
+    count = int(
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+    )
+    peek = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=1)
+    messages = [
+        {"message_id": m["MessageId"], **_summary(m["Body"])} for m in peek.get("Messages", [])
+    ]
+    for message in peek.get("Messages", []):  # a look, not a take: visible again at once
+        sqs.change_message_visibility(
+            QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    data = {"queue": args.queue, "dead_letter_queue": dlq, "approximate": count, "sample": messages}
+    lines = [f"{args.queue} dead-letter queue: about {count} message(s)"]
+    lines += [
+        f"  {m['message_id']}  {json.dumps({k: v for k, v in m.items() if k != 'message_id'})}"
+        for m in messages
+    ]
+    _print(args, data, "\n".join(lines))
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> None:
+    """Move dead-lettered messages back to their source queue (oldest first, up to --max)."""
+    source = os.environ[QUEUES[args.queue]]
+    dlq = _dead_letter_url(source)
+    sqs = aws.sqs()
+    moved = 0
+    while moved < args.max:
+        got = sqs.receive_message(
+            QueueUrl=dlq,
+            MaxNumberOfMessages=min(10, args.max - moved),
+            VisibilityTimeout=60,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not got:
+            break
+        for message in got:
+            sqs.send_message(
+                QueueUrl=source,
+                MessageBody=message["Body"],
+                MessageAttributes=message.get("MessageAttributes", {}),
+            )
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    _print(
+        args,
+        {"queue": args.queue, "replayed": moved},
+        f"replayed {moved} message(s) to {args.queue}",
+    )
+
+
+def cmd_dest_put(args: argparse.Namespace) -> None:
+    from success_metrics import destinations
+    from success_metrics.http import parse_model
+    from success_metrics.models.destinations import DestinationRequest
+
+    try:
+        settings = json.loads(args.settings)
+    except ValueError as exc:
+        raise CliError(f"--settings must be JSON: {exc}") from exc
+    request = parse_model(
+        DestinationRequest,
+        {"name": args.name or args.dest_id, "enabled": not args.disabled, "settings": settings},
+        "destination",
+    )
+    dest, generated = destinations.put(args.org_id, args.dest_id, request)
+    data = destinations.view(dest).model_dump(mode="json")
+    text = f"{dest.dest_id}: {dest.kind} destination saved"
+    if generated:
+        data["signing_secret"] = generated
+        text += f"\nsigning secret {generated} (shown once: give it to the endpoint's owner)"
+    _print(args, data, text)
+
+
+def cmd_dest_list(args: argparse.Namespace) -> None:
+    from success_metrics import destinations
+
+    found = [
+        destinations.view(d).model_dump(mode="json") for d in destinations.list_all(args.org_id)
+    ]
+    lines = [
+        f"{d['dest_id']:20} {d['kind']:9} {'enabled ' if d['enabled'] else 'disabled'} {d['name']}"
+        for d in found
+    ]
+    _print(args, found, "\n".join(lines) or "no destinations")
+
+
+def cmd_dest_remove(args: argparse.Namespace) -> None:
+    from success_metrics import destinations
+
+    destinations.delete(args.org_id, args.dest_id)
+    _print(args, {"dest_id": args.dest_id, "removed": True}, f"removed {args.dest_id}")
+
+
+def cmd_dest_validate(args: argparse.Namespace) -> None:
+    """GA4: send a sample event to /debug/mp/collect and show its validation messages."""
+    import time
+
+    from success_metrics import destinations
+    from success_metrics.settings import get_settings
+    from success_metrics.sync import platforms, ssrf
+
+    dest = destinations.get(args.org_id, args.dest_id)
+    if dest.kind != "ga4":
+        raise CliError("only GA4 offers a validation endpoint (/debug/mp/collect)")
+    sample = {
+        "id": "evt_validate",
+        "type": "user.signed_up",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user_id": "usr_validate",
+        "properties": {"channel": "smctl"},
+    }
+    requests, _ = platforms.ga4_requests([sample], time.time())
+    _, body = requests[0]
+    settings = get_settings()
+    with ssrf.guarded_client(allow_loopback=settings.allow_loopback_webhooks) as client:
+        response = client.post(
+            f"{settings.ga4_api_url.rstrip('/')}/debug/mp/collect",
+            params={
+                "measurement_id": str(dest.public["measurement_id"]),
+                "api_secret": destinations.secrets(dest)["api_secret"],
+            },
+            json=body,
+        )
+    try:
+        messages = response.json().get("validationMessages", [])
+    except ValueError:
+        messages = [{"description": response.text[:200]}]
+    data = {"status": response.status_code, "validation_messages": messages}
+    _print(
+        args,
+        data,
+        "valid"
+        if response.status_code == 200 and not messages
+        else "\n".join(m.get("description", str(m)) for m in messages) or str(response.status_code),
+    )
+    if messages or response.status_code != 200:
+        raise SystemExit(1)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -504,6 +677,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(schedule, "run", cmd_schedule_run, "run a schedule now")
     p.add_argument("name", help="the schedule's event name in template.yaml")
     p.set_defaults(needs_aws=False)
+
+    dest = groups.add_parser("dest", help="destinations").add_subparsers(dest="cmd", required=True)
+    p = command(dest, "put", cmd_dest_put, "create or replace a destination")
+    p.add_argument("org_id")
+    p.add_argument("dest_id")
+    p.add_argument(
+        "--settings",
+        required=True,
+        help='JSON, e.g. \'{"kind": "ga4", "measurement_id": "G-XXXX", "api_secret": "..."}\'',
+    )
+    p.add_argument("--name")
+    p.add_argument("--disabled", action="store_true")
+    p = command(dest, "list", cmd_dest_list, "list destinations (secrets are never shown)")
+    p.add_argument("org_id")
+    p = command(dest, "remove", cmd_dest_remove, "remove a destination")
+    p.add_argument("org_id")
+    p.add_argument("dest_id")
+    p = command(
+        dest, "validate", cmd_dest_validate, "check a GA4 destination with /debug/mp/collect"
+    )
+    p.add_argument("org_id")
+    p.add_argument("dest_id")
+
+    dlq = groups.add_parser("dlq", help="dead-letter queues").add_subparsers(
+        dest="cmd", required=True
+    )
+    p = command(dlq, "list", cmd_dlq_list, "count and show dead-lettered messages")
+    p.add_argument("--queue", choices=sorted(QUEUES), default="delivery")
+    p = command(dlq, "replay", cmd_dlq_replay, "move dead-lettered messages back to their queue")
+    p.add_argument("--queue", choices=sorted(QUEUES), default="delivery")
+    p.add_argument("--max", type=_positive, default=1000)
 
     secret = groups.add_parser("secret", help="webhook signing secrets").add_subparsers(
         dest="cmd", required=True

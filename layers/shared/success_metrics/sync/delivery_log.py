@@ -130,3 +130,52 @@ def list_deliveries(
             found.append(doc)
     found.sort(key=lambda d: d.get("at", 0), reverse=True)
     return found[:limit]
+
+
+def event_status(org_id: str, event_id: str) -> list[dict[str, Any]]:
+    """Where one event stands at each destination that had it."""
+    found = []
+    for delivery in list_deliveries(org_id, limit=10_000):
+        if event_id not in delivery.get("event_ids", []):
+            continue
+        if event_id in delivery.get("delivered", []):
+            state = "delivered"
+        elif event_id in delivery.get("failed", {}):
+            state = "failed"
+        elif event_id in delivery.get("skipped", {}):
+            state = "skipped"
+        else:
+            state = "pending"
+        found.append(
+            {
+                "delivery_id": delivery["delivery_id"],
+                "dest_id": delivery["dest_id"],
+                "kind": delivery["kind"],
+                "state": state,
+                "reason": delivery.get("failed", {}).get(event_id)
+                or delivery.get("skipped", {}).get(event_id),
+            }
+        )
+    return found
+
+
+def reopen(org_id: str, delivery_id: str) -> dict[str, Any]:
+    """Forget final failures so a retry sends those events again; returns the payload."""
+    current = summary(org_id, delivery_id)
+    if current is None or not current.get("payload"):
+        from success_metrics.errors import NotFoundError
+
+        raise NotFoundError(f"delivery {delivery_id} does not exist")
+    current.update(status="pending", failed={}, error=None)
+    aws.dynamodb().put_item(
+        TableName=get_settings().deliveries_table,
+        Item={
+            "pk": {"S": org_id},
+            "sk": {"S": delivery_id},
+            "status": {"S": "pending"},
+            "doc": {"S": json.dumps(current)},
+            "expires_at": {"N": _expiry()},
+        },
+    )
+    payload: dict[str, Any] = current["payload"]
+    return payload
