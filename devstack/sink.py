@@ -66,7 +66,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -207,8 +207,16 @@ class Fault:
     count: int | None = None
     timeout: bool = False
     seed: int | None = None
+    # A mix: each hit picks one of these at random instead of `status`/`timeout`
+    # (an HTTP status, or "timeout"), e.g. (500, 429, "timeout").
+    choices: tuple[int | str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.choices is not None:
+            self.choices = tuple(self.choices)
+            for choice in self.choices:
+                if choice != "timeout" and not (isinstance(choice, int) and 100 <= choice <= 599):
+                    raise ValueError(f"choices are HTTP statuses or 'timeout', not {choice!r}")
         if self.status is not None and not (
             isinstance(self.status, int) and 100 <= self.status <= 599
         ):
@@ -1048,7 +1056,12 @@ class Sink:
     def _fault_hit(self, path: str) -> Fault | None:
         with self._lock:
             if self._fault is not None and self._fault.hit(path):
-                return self._fault.fault
+                fault = self._fault.fault
+                if fault.choices:
+                    choice = self._fault.rng.choice(fault.choices)
+                    timeout = choice == "timeout"
+                    return replace(fault, status=None if timeout else int(choice), timeout=timeout)
+                return fault
         return None
 
     def _record(self, record: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import pytest
 from moto import mock_aws
 
 from devstack.provision import Stack, provision
+from devstack.sink import Sink
 from success_metrics import caches, organizations
 from success_metrics.models.organizations import CreatedOrganization
 
@@ -76,3 +77,18 @@ def drain(queue_url: str) -> list[str]:
         if not got:
             return bodies
         bodies.extend(m["Body"] for m in got)
+
+
+@pytest.fixture
+def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
+    """The fake platforms, with every platform URL pointed at them and loopback allowed."""
+    from success_metrics.sync import worker
+
+    with Sink() as running:
+        for name in ("MIXPANEL_API_URL", "MIXPANEL_EU_API_URL", "GA4_API_URL"):
+            monkeypatch.setenv(name, running.url)
+        monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
+        caches.reset_all()
+        worker._client.cache_clear()
+        yield running
+    worker._client.cache_clear()

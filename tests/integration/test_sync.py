@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,23 +14,11 @@ from standardwebhooks.webhooks import Webhook
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
-from success_metrics import aws, caches, organizations
+from success_metrics import aws, organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.sync import delivery_log, platforms, router, worker
 from tests.integration.test_admin import authorize
 from tests.support import invoke_http, post_events
-
-
-@pytest.fixture
-def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
-    with Sink() as running:
-        for name in ("MIXPANEL_API_URL", "MIXPANEL_EU_API_URL", "GA4_API_URL"):
-            monkeypatch.setenv(name, running.url)
-        monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
-        caches.reset_all()
-        worker._client.cache_clear()
-        yield running
-    worker._client.cache_clear()
 
 
 def admin(

@@ -26,6 +26,9 @@ class Settings(BaseModel):
     mixpanel_eu_api_url: str = Field("https://api-eu.mixpanel.com", alias="MIXPANEL_EU_API_URL")
     ga4_api_url: str = Field("https://www.google-analytics.com", alias="GA4_API_URL")
     delivery_log_days: int = Field(30, alias="DELIVERY_LOG_DAYS", ge=1)
+    # Circuit breaker per organization and destination (SPEC §4: 5 failures, 30 s to probe).
+    breaker_failures: int = Field(5, alias="BREAKER_FAILURES", ge=1)
+    breaker_recovery_seconds: int = Field(30, alias="BREAKER_RECOVERY_SECONDS", ge=1)
     allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
     kms_key_id: str = Field("", alias="KMS_KEY_ID")
     stage: str = Field("prod", alias="STAGE")

@@ -108,10 +108,13 @@ def _guarded(dest: Destination, send: Callable[[], platforms.Outcome]) -> platfo
         circuit_breaker,
     )
 
+    settings = get_settings()
     config = CircuitBreakerConfig(
-        failure_threshold=5,
-        recovery_timeout=30,
+        failure_threshold=settings.breaker_failures,
+        recovery_timeout=settings.breaker_recovery_seconds,
         success_threshold=2,
+        # Shared state is re-read at most every second, so every instance sees an open breaker.
+        local_cache_max_age=1,
         handled_exceptions=(RetryableDeliveryError, httpx.TransportError),
     )
 
