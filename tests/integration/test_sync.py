@@ -397,3 +397,31 @@ def test_dead_letters_can_be_listed_and_replayed_with_smctl(
     assert replayed["replayed"] == 1
     [(_, _, body)] = drain(stack.physical["DeliveryQueue"]["Ref"])
     assert body["delivery_id"] == "dlv_x"
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled_with_an_alert(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
+) -> None:
+    from success_metrics import destinations
+
+    organizations.set_slack_webhook(org.org_id, f"{sink.url}/services/T1/B1/ops")
+    sink.set_fault(Fault(status=404, rate=1.0, path_prefix="/webhooks/"))
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": recent_events(1)})
+    run_sync(stack)
+    hooks = destinations.get(org.org_id, "hooks")
+    assert hooks.failing_since is not None
+    assert hooks.enabled
+
+    # Five days later, still failing
+    destinations.save(hooks.model_copy(update={"failing_since": hooks.failing_since - 5 * 86400}))
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": recent_events(1)})
+    run_sync(stack)
+
+    disabled = destinations.get(org.org_id, "hooks")
+    assert not disabled.enabled
+    assert "every delivery failed since" in (disabled.disabled_reason or "")
+    assert any(
+        "was disabled" in json.loads(r["body"])["text"]
+        for r in sink.requests("/services/T1/B1/ops")
+    )
+    assert destinations.get(org.org_id, "mixpanel").failing_since is None  # the others are fine

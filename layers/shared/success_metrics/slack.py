@@ -16,6 +16,8 @@ from success_metrics.errors import ValidationFailedError
 from success_metrics.settings import get_settings
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+MIN_INTERVAL = 1.0  # Slack allows about one message per second per incoming webhook
+_last_post: dict[str, float] = {}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -38,12 +40,16 @@ def check_url(url: str) -> None:
 
 def post(url: str, message: dict[str, Any]) -> None:
     check_url(url)
+    wait = _last_post.get(url, 0.0) + MIN_INTERVAL - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
         for attempt in range(2):
             response = client.post(url, json=message)
             if response.status_code == 429 and attempt == 0:
                 time.sleep(min(float(response.headers.get("retry-after", "1")), 5.0))
                 continue
+            _last_post[url] = time.monotonic()
             if response.status_code >= 300:
                 raise SlackError(f"Slack answered {response.status_code}: {response.text[:200]}")
             return

@@ -39,6 +39,7 @@ from success_metrics.sync import delivery_log, platforms, ssrf
 
 ATTEMPTS = 3
 MAX_WAIT_SECONDS = 20.0
+DISABLE_AFTER_SECONDS = 5 * 86400  # an endpoint failing 5 days in a row is switched off
 
 
 class RetryableDeliveryError(Exception):
@@ -245,6 +246,13 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
         if retryable:
             retry_ids.add(delivery.message_id)
     metrics.add_metric(name="DeliveryRequests", unit=MetricUnit.Count, value=len(requests))
+    outcomes_seen = list(results.values())
+    track_health(
+        dest,
+        any(o.delivered for o in outcomes_seen),
+        any(o.retryable or o.failed for o in outcomes_seen),
+        now,
+    )
     return retry_ids
 
 
@@ -252,6 +260,7 @@ def _deliver_webhooks(
     dest: Destination, secrets: dict[str, str], pending: list[tuple[Delivery, list[dict[str, Any]]]]
 ) -> set[str]:
     retry_ids: set[str] = set()
+    successes = failures = False
     url = str(dest.public["url"])
     for delivery, docs in pending:
         if not docs:
@@ -283,7 +292,37 @@ def _deliver_webhooks(
         )
         if outcome.retryable:
             retry_ids.add(delivery.message_id)
+        successes |= bool(outcome.delivered)
+        failures |= bool(outcome.retryable or outcome.failed)
+    track_health(dest, successes, failures, time.time())
     return retry_ids
+
+
+def track_health(dest: Destination, succeeded: bool, failed: bool, now: float) -> None:
+    """Remember since when a destination has only failed; disable it after 5 days, with an alert."""
+    if succeeded and dest.failing_since is not None:
+        destinations.save(dest.model_copy(update={"failing_since": None}))
+    elif failed and not succeeded:
+        since = dest.failing_since or int(now)
+        if now - since >= DISABLE_AFTER_SECONDS:
+            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(since))
+            reason = f"every delivery failed since {started}"
+            destinations.save(
+                dest.model_copy(
+                    update={"enabled": False, "disabled_reason": reason, "failing_since": since}
+                )
+            )
+            from success_metrics.sync import alerts
+
+            alerts.post(
+                dest.org_id,
+                f":no_entry: The {dest.kind} destination *{dest.name}* ({dest.dest_id}) was "
+                f"disabled: {reason}. Fix the endpoint, then enable it again with "
+                "PUT /v1/destinations.",
+            )
+            logger.warning("destination disabled", extra={"dest_id": dest.dest_id})
+        elif dest.failing_since is None:
+            destinations.save(dest.model_copy(update={"failing_since": since}))
 
 
 def deliver(deliveries: list[Delivery], now: float) -> set[str]:
