@@ -429,11 +429,13 @@ def _summary(body: str) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError:
         return {"body": body[:80]}
+    from success_metrics.sync.router import unpack_events
+
     return {
         "org_id": data.get("org_id"),
         "dest_id": data.get("dest_id"),
         "delivery_id": data.get("delivery_id"),
-        "events": len(data.get("events", [])),
+        "events": len(unpack_events(data)) if data.get("dest_id") else len(data.get("events", [])),
     }
 
 

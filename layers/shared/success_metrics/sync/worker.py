@@ -60,6 +60,12 @@ class Delivery:
     def delivery_id(self) -> str:
         return str(self.body["delivery_id"])
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        from success_metrics.sync.router import unpack_events
+
+        return unpack_events(self.body)
+
 
 def _wait(state: RetryCallState) -> float:
     error = state.outcome.exception() if state.outcome else None
@@ -194,7 +200,7 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
             | set(previous.get("failed", {}))
             | set(previous.get("skipped", {}))
         )
-        docs = [d for d in delivery.body["events"] if d["id"] not in done]
+        docs = [d for d in delivery.events if d["id"] not in done]
         pending.append((delivery, docs))
     if dest.kind == "webhook":
         return _deliver_webhooks(dest, secrets, pending)
@@ -236,7 +242,7 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
             status=status,
             status_code=(retryable or outcomes or [platforms.Outcome(None)])[0].status,
             latency_ms=latency,
-            event_ids=[d["id"] for d in delivery.body["events"]],
+            event_ids=[d["id"] for d in delivery.events],
             error=retryable[0].error if retryable else None,
             failed=failed,
             skipped=skips,
@@ -284,7 +290,7 @@ def _deliver_webhooks(
             status=status,
             status_code=outcome.status,
             latency_ms=(time.perf_counter() - started) * 1000,
-            event_ids=[d["id"] for d in delivery.body["events"]],
+            event_ids=[d["id"] for d in delivery.events],
             error=outcome.error,
             failed=outcome.failed,
             payload=delivery.body,
