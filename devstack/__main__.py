@@ -29,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="demo events to load through the signed API (default 1000)",
     )
     parser.add_argument(
+        "--demo-recent",
+        type=int,
+        default=int(os.environ.get("SM_DEMO_RECENT", "100")),
+        help="extra demo events from the last two days, which GA4 still accepts (default 100)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=Path(os.environ.get("SM_STATE_DIR", ".local")),
@@ -114,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             stack.organizations.append(demo)
             stack.write_state()
             if args.demo_size > 0:
-                loaded = seed.load_demo_events(stack.api_url, demo, args.demo_size)
+                loaded = seed.load_demo_events(
+                    stack.api_url, demo, args.demo_size, recent=args.demo_recent
+                )
         print(banner(stack, demo, loaded), flush=True)
         print(f"[devstack] ready in {time.monotonic() - started:.1f} s", flush=True)
         while not stopping.wait(0.5):

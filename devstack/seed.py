@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -74,12 +76,31 @@ def post_signed(
     return client.post(f"{api_url}/v1/organizations/{org_id}/events", content=body, headers=headers)
 
 
-def load_demo_events(api_url: str, org: dict[str, str], size: int, seed: int = 7) -> dict[str, int]:
+def recent_demo_events(size: int, seed: int = 8) -> list[dict[str, Any]]:
+    """Events of the last two days (not today), so GA4, which refuses events older than 72 h,
+    receives some too."""
+    from devstack import demo
+
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    return demo.generate(
+        size,
+        seed=seed,
+        season_start=yesterday - timedelta(days=1),
+        season_end=yesterday,
+        org_tag="recent",
+    )
+
+
+def load_demo_events(
+    api_url: str, org: dict[str, str], size: int, seed: int = 7, recent: int = 0
+) -> dict[str, int]:
+    """The demo season (`size` events) and `recent` events of the last two days."""
     from devstack import demo
 
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0, "requests": 0}
+    events = itertools.chain(demo.iter_events(size, seed=seed), recent_demo_events(recent))
     with httpx.Client(timeout=120) as client:
-        for batch in demo.batches(demo.iter_events(size, seed=seed), 500):
+        for batch in demo.batches(events, 500):
             response = post_signed(
                 client, api_url, org["org_id"], org["webhook_secret"], {"events": batch}
             )

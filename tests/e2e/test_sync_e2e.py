@@ -49,3 +49,28 @@ def test_demo_events_reach_mixpanel_with_consent_and_the_webhook(
     assert consented <= seen
     assert not refused & seen  # no analytics consent: nothing sent to analytics
     assert all_ids <= webhook_ids()  # the customer's own endpoint gets every event
+
+
+def test_recent_demo_events_reach_ga4_and_old_ones_are_skipped(
+    stack: RunningStack, http: httpx.Client
+) -> None:
+    from devstack.seed import recent_demo_events
+
+    recent = {e["id"] for e in recent_demo_events(100) if privacy.has_analytics_consent(e)}
+
+    def ga4_event_ids() -> set[str]:
+        return {
+            event["params"]["event_id"]
+            for request in sink_requests(stack, http, "/mp/collect")
+            for event in json.loads(request["body"])["events"]
+        }
+
+    deadline = time.monotonic() + 120
+    while not recent <= ga4_event_ids() and time.monotonic() < deadline:
+        time.sleep(1)
+
+    sent = ga4_event_ids()
+    assert recent <= sent
+    assert not {e["id"] for e in demo.generate(300)} & sent  # the season is older than 72 h
+    for request in sink_requests(stack, http, "/mp/collect"):
+        assert len(json.loads(request["body"])["events"]) <= 25

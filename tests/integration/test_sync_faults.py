@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
@@ -113,7 +114,7 @@ def test_thirty_percent_faults_lose_nothing_and_duplicate_nothing(
     from success_metrics import organizations
 
     organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
-    configure(admin_handler, authorizer_handler, org, sink)
+    signing_secret = configure(admin_handler, authorizer_handler, org, sink)
     events = season_of_events(EVENTS, seed)
     consented = [e for e in events if e["consent"]["analytics"]]
     sink.set_fault(
@@ -148,6 +149,8 @@ def test_thirty_percent_faults_lose_nothing_and_duplicate_nothing(
     # The webhook destination was never slowed or duplicated by the failing platform
     hooks = sink.requests("/webhooks/acme")
     assert all(r["status"] == 200 for r in hooks)
+    for hook in hooks:  # the reference library verifies every outbound webhook
+        Webhook(signing_secret).verify(hook["body"], hook["headers"])
     assert len({r["headers"]["webhook-id"] for r in hooks}) == len(hooks)
 
 
