@@ -49,7 +49,8 @@ build: $(STAMP)
 
 ## bench: benchmarks, each reporting ratios against a baseline measured in the same run
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out benchmarks/bench_env.py,$(wildcard benchmarks/*.py)); do \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 ## lock: re-resolve requirements-dev.in into the pinned requirements-dev.txt
 lock:
