@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from devstack.runner import LocalStack, Ports
@@ -94,6 +95,8 @@ def banner(stack: LocalStack, demo: dict[str, str] | None, loaded: dict[str, int
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Lambda runs without a terminal to warn on; an invocation with nothing to count is normal.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     args = parse_args(argv)
     stack = LocalStack(
         state_dir=args.state_dir,
