@@ -70,9 +70,9 @@ def _pct(values: list[float], q: float) -> float:
 def warm_latency() -> dict[str, Any]:
     from moto import mock_aws
 
-    from devstack.lambda_events import LambdaContext, http_event
+    from devstack.lambda_events import LambdaContext, signed_ingest_event
     from devstack.provision import provision
-    from success_metrics import aws, caches, event_store, organizations, signing, sync_queue
+    from success_metrics import aws, caches, event_store, organizations, sync_queue
     from success_metrics.models.events import Event
 
     results: dict[str, Any] = {}
@@ -105,18 +105,7 @@ def warm_latency() -> dict[str, Any]:
 
         def handler_request(n: int) -> float:
             body = json.dumps({"events": events(n)}).encode()
-            headers = signing.sign_headers(
-                org.webhook_secret, "msg_" + uuid.uuid4().hex, int(time.time()), body
-            )
-            headers["content-type"] = "application/json"
-            event = http_event(
-                "POST",
-                f"/v1/organizations/{org.org_id}/events",
-                route_key="POST /v1/organizations/{org_id}/events",
-                path_parameters={"org_id": org.org_id},
-                headers=headers,
-                body=body,
-            )
+            event = signed_ingest_event(org.org_id, org.webhook_secret, body)
             context = LambdaContext("WebhookReceiveFunction", 29)
             start = time.perf_counter()
             with contextlib.redirect_stdout(sink):  # the EMF metrics lines Lambda would ship

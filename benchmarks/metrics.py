@@ -75,9 +75,9 @@ def main() -> None:
     from moto import mock_aws
 
     from devstack import demo
-    from devstack.lambda_events import LambdaContext, http_event
+    from devstack.lambda_events import LambdaContext, signed_ingest_event
     from devstack.provision import provision
-    from success_metrics import aws, caches, event_store, organizations, signing
+    from success_metrics import aws, caches, event_store, organizations
     from success_metrics.metrics import aggregator, query
     from success_metrics.models.events import Event
     from tests.reference_metrics import recompute
@@ -97,18 +97,7 @@ def main() -> None:
         sink = io.StringIO()
         for batch in demo.batches(events, 250):
             body = json.dumps({"events": batch}).encode()
-            headers = signing.sign_headers(
-                org.webhook_secret, f"m{time.time_ns()}", int(time.time()), body
-            )
-            headers["content-type"] = "application/json"
-            event = http_event(
-                "POST",
-                f"/v1/organizations/{org.org_id}/events",
-                route_key="POST /v1/organizations/{org_id}/events",
-                path_parameters={"org_id": org.org_id},
-                headers=headers,
-                body=body,
-            )
+            event = signed_ingest_event(org.org_id, org.webhook_secret, body)
             with contextlib.redirect_stdout(sink):
                 assert (
                     app.lambda_handler(event, LambdaContext("WebhookReceiveFunction", 29))[

@@ -170,3 +170,24 @@ def schedule_event(rule_arn: str) -> dict[str, Any]:
         "resources": [rule_arn],
         "detail": {},
     }
+
+
+def ingest_event(org_id: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The HTTP API event for POST /v1/organizations/{org_id}/events with these headers."""
+    return http_event(
+        "POST",
+        f"/v1/organizations/{org_id}/events",
+        route_key="POST /v1/organizations/{org_id}/events",
+        path_parameters={"org_id": org_id},
+        headers=headers,
+        body=body,
+    )
+
+
+def signed_ingest_event(org_id: str, secret: str, body: bytes) -> dict[str, Any]:
+    """The same, signed now with `secret` under a fresh webhook-id."""
+    from success_metrics import signing
+
+    headers = signing.sign_headers(secret, "msg_" + uuid.uuid4().hex, int(time.time()), body)
+    headers["content-type"] = "application/json"
+    return ingest_event(org_id, headers, body)

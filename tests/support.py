@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from devstack.lambda_events import LambdaContext, http_event
+from devstack.lambda_events import LambdaContext, ingest_event
 from success_metrics import signing
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -71,13 +71,5 @@ def post_events(
         if headers is not None
         else signed_headers(secret, raw, msg_id=msg_id, timestamp=timestamp)
     )
-    path = f"/v1/organizations/{org_id}/events"
-    event = http_event(
-        "POST",
-        path,
-        route_key="POST /v1/organizations/{org_id}/events",
-        path_parameters={"org_id": org_id},
-        headers=sent,
-        body=raw,
-    )
+    event = ingest_event(org_id, sent, raw)
     return invoke_http(handler, "WebhookReceiveFunction", event)

@@ -91,6 +91,18 @@ def pump(stack: Stack, *, rounds: int = 60) -> None:
     raise AssertionError("deliveries did not settle")
 
 
+def breaker_state(org_id: str, dest_id: str) -> str | None:
+    """The shared circuit state, read from the control table where every instance reads it."""
+    from success_metrics.settings import get_settings
+
+    item = (
+        aws.dynamodb()
+        .get_item(TableName=get_settings().control_table, Key={"pk": {"S": f"{org_id}:{dest_id}"}})
+        .get("Item")
+    )
+    return str(item["state"]["S"]).upper() if item else None
+
+
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     # Correctness, not timing: backoff waits shrink to a few milliseconds.
@@ -209,3 +221,4 @@ def test_full_outage_opens_the_breaker_dead_letters_and_a_replay_delivers_the_re
     ]  # its filter
     assert sorted(delivered) == sorted(wanted)
     assert aws.sqs().receive_message(QueueUrl=dlq).get("Messages") is None
+    assert breaker_state(org.org_id, "hooks") == "CLOSED"  # closed again after the recovery

@@ -7,6 +7,7 @@ measures that need the state at a period's start (paying suppliers, couples with
 
 from __future__ import annotations
 
+import bisect
 import time
 from datetime import date
 from decimal import Decimal
@@ -76,15 +77,27 @@ def _sum(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> di
     return total
 
 
-def _cumulative_before(
-    per_day: dict[date, dict[str, Decimal]], first: date, names: tuple[str, ...]
-) -> dict[str, Decimal]:
-    total = dict.fromkeys(names, Decimal(0))
-    for day, counters in per_day.items():
-        if day < first:
-            for name in names:
-                total[name] += counters.get(name, Decimal(0))
-    return total
+STATE = ("sub_start", "cancel", "couples_with_wedding")
+History = tuple[list[date], list[dict[str, Decimal]]]
+
+
+def history(per_day: dict[date, dict[str, Decimal]]) -> History:
+    """Running totals of the counters that describe a state (paying suppliers, couples with a
+    wedding), so the state before any day is one lookup rather than a pass over every day."""
+    ordered = sorted(per_day)
+    running = dict.fromkeys(STATE, Decimal(0))
+    totals = []
+    for day in ordered:
+        for name in STATE:
+            running[name] += per_day[day].get(name, Decimal(0))
+        totals.append(dict(running))
+    return ordered, totals
+
+
+def _state_before(past: History, first: date) -> dict[str, Decimal]:
+    ordered, totals = past
+    index = bisect.bisect_left(ordered, first)
+    return totals[index - 1] if index else dict.fromkeys(STATE, Decimal(0))
 
 
 def build_period(
@@ -95,9 +108,10 @@ def build_period(
     granularity: Granularity,
     gross_margin: Decimal,
     breakdown: str | None = None,
+    past: History | None = None,
 ) -> formulas.PeriodInput:
     """The formulas' input for one period: its sums, and the state at its start and end."""
-    before = _cumulative_before(per_day, start, ("sub_start", "cancel", "couples_with_wedding"))
+    before = _state_before(past or history(per_day), start)
     counters = _sum(per_day, start, end)
     return formulas.PeriodInput(
         key=key,
@@ -122,11 +136,14 @@ def compute_metrics(
     g = query.granularity
     periods = list(buckets(query.start, query.end, g))
     first, last = periods[0][1], periods[-1][2]
+    past = history(per_day)
 
     def period_input(
         key: str, start: date, end: date, granularity: Granularity
     ) -> formulas.PeriodInput:
-        return build_period(per_day, key, start, end, granularity, gross_margin, query.breakdown)
+        return build_period(
+            per_day, key, start, end, granularity, gross_margin, query.breakdown, past
+        )
 
     out_periods = [
         {

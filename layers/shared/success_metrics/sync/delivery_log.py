@@ -53,7 +53,9 @@ def record_attempt(
     skipped: dict[str, str] | None = None,
     payload: dict[str, Any] | None = None,
     delivered: list[str] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> None:
+    """Write one attempt and the updated summary (`previous`: the summary already read)."""
     now = int(time.time())
     attempt_doc = {
         "delivery_id": delivery_id,
@@ -66,7 +68,8 @@ def record_attempt(
         "error": error,
         "at": now,
     }
-    previous = summary(org_id, delivery_id) or {}
+    if previous is None:
+        previous = summary(org_id, delivery_id) or {}
     summary_doc = {
         **attempt_doc,
         "event_ids": event_ids,

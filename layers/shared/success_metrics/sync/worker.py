@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 import httpx
@@ -60,7 +60,7 @@ class Delivery:
     def delivery_id(self) -> str:
         return str(self.body["delivery_id"])
 
-    @property
+    @cached_property
     def events(self) -> list[dict[str, Any]]:
         from success_metrics.sync.router import unpack_events
 
@@ -189,10 +189,42 @@ def _requests(
     raise ValueError(f"{dest.kind} is not a combined platform")
 
 
-def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> set[str]:
-    """Send one destination's deliveries; returns the SQS message ids to retry."""
-    secrets = destinations.secrets(dest)
-    pending: list[tuple[Delivery, list[dict[str, Any]]]] = []
+def _record(
+    dest: Destination,
+    delivery: Delivery,
+    previous: dict[str, Any],
+    status: delivery_log.Status,
+    outcome: platforms.Outcome,
+    latency_ms: float,
+    *,
+    failed: dict[str, str],
+    delivered: list[str],
+    skipped: dict[str, str] | None = None,
+) -> None:
+    delivery_log.record_attempt(
+        dest.org_id,
+        delivery.delivery_id,
+        dest_id=dest.dest_id,
+        kind=dest.kind,
+        attempt=delivery.receive_count,
+        status=status,
+        status_code=outcome.status,
+        latency_ms=latency_ms,
+        event_ids=[d["id"] for d in delivery.events],
+        error=outcome.error,
+        failed=failed,
+        skipped=skipped,
+        payload=delivery.body,
+        delivered=delivered,
+        previous=previous,
+    )
+
+
+def _pending(
+    dest: Destination, deliveries: list[Delivery]
+) -> list[tuple[Delivery, dict[str, Any], list[dict[str, Any]]]]:
+    """Each delivery, its summary so far, and the events it has not settled yet."""
+    pending = []
     for delivery in deliveries:
         previous = delivery_log.summary(dest.org_id, delivery.delivery_id) or {}
         done = (
@@ -200,11 +232,17 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
             | set(previous.get("failed", {}))
             | set(previous.get("skipped", {}))
         )
-        docs = [d for d in delivery.events if d["id"] not in done]
-        pending.append((delivery, docs))
+        pending.append((delivery, previous, [d for d in delivery.events if d["id"] not in done]))
+    return pending
+
+
+def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> set[str]:
+    """Send one destination's deliveries; returns the SQS message ids to retry."""
+    secrets = destinations.secrets(dest)
+    pending = _pending(dest, deliveries)
     if dest.kind == "webhook":
         return _deliver_webhooks(dest, secrets, pending)
-    all_docs = [d for _, docs in pending for d in docs]
+    all_docs = [d for _, _, docs in pending for d in docs]
     requests, skipped = _requests(dest, secrets, all_docs, now)
     results: dict[str, platforms.Outcome] = {}
     started = time.perf_counter()
@@ -214,7 +252,7 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
             results[event_id] = outcome
     latency = (time.perf_counter() - started) * 1000
     retry_ids: set[str] = set()
-    for delivery, docs in pending:
+    for delivery, previous, docs in pending:
         ids = [d["id"] for d in docs]
         outcomes = [results[i] for i in ids if i in results]
         delivered = [i for i in ids if i in results and i in results[i].delivered]
@@ -232,22 +270,17 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
             if delivered
             else "skipped"
         )
-        previous = delivery_log.summary(dest.org_id, delivery.delivery_id) or {}
-        delivery_log.record_attempt(
-            dest.org_id,
-            delivery.delivery_id,
-            dest_id=dest.dest_id,
-            kind=dest.kind,
-            attempt=delivery.receive_count,
-            status=status,
-            status_code=(retryable or outcomes or [platforms.Outcome(None)])[0].status,
-            latency_ms=latency,
-            event_ids=[d["id"] for d in delivery.events],
-            error=retryable[0].error if retryable else None,
+        first = (retryable or outcomes or [platforms.Outcome(None)])[0]
+        _record(
+            dest,
+            delivery,
+            previous,
+            status,
+            platforms.Outcome(first.status, error=retryable[0].error if retryable else None),
+            latency,
             failed=failed,
+            delivered=delivered,
             skipped=skips,
-            payload=delivery.body,
-            delivered=sorted(set(previous.get("delivered", [])) | set(delivered)),
         )
         if retryable:
             retry_ids.add(delivery.message_id)
@@ -263,12 +296,14 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
 
 
 def _deliver_webhooks(
-    dest: Destination, secrets: dict[str, str], pending: list[tuple[Delivery, list[dict[str, Any]]]]
+    dest: Destination,
+    secrets: dict[str, str],
+    pending: list[tuple[Delivery, dict[str, Any], list[dict[str, Any]]]],
 ) -> set[str]:
     retry_ids: set[str] = set()
     successes = failures = False
     url = str(dest.public["url"])
-    for delivery, docs in pending:
+    for delivery, previous, docs in pending:
         if not docs:
             continue
         started = time.perf_counter()
@@ -281,19 +316,15 @@ def _deliver_webhooks(
         status: delivery_log.Status = (
             "retrying" if outcome.retryable else "failed" if outcome.failed else "succeeded"
         )
-        delivery_log.record_attempt(
-            dest.org_id,
-            delivery.delivery_id,
-            dest_id=dest.dest_id,
-            kind=dest.kind,
-            attempt=delivery.receive_count,
-            status=status,
-            status_code=outcome.status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            event_ids=[d["id"] for d in delivery.events],
-            error=outcome.error,
+        latency = (time.perf_counter() - started) * 1000
+        _record(
+            dest,
+            delivery,
+            previous,
+            status,
+            outcome,
+            latency,
             failed=outcome.failed,
-            payload=delivery.body,
             delivered=outcome.delivered,
         )
         if outcome.retryable:
