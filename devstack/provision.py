@@ -26,6 +26,9 @@ IGNORED_TYPES = {
     "AWS::CloudWatch::Dashboard",
     "AWS::SNS::Subscription",
     "AWS::Lambda::Permission",
+    # The emulator speaks plain HTTP, and moto enforces bucket policies: an HTTPS-only policy
+    # would refuse every local request.
+    "AWS::S3::BucketPolicy",
 }
 
 
@@ -211,6 +214,12 @@ class _Provisioner:
             "Arn": f"arn:aws:s3:::{name}",
             "DomainName": f"{name}.s3.amazonaws.com",
         }
+
+    def _aws_ses_emailidentity(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+        # SES sends only from verified identities; the emulator verifies on request.
+        identity = str(self.resolver.resolve(props["EmailIdentity"]))
+        self.client("ses").verify_email_identity(EmailAddress=identity)
+        return {"Ref": identity}
 
     def _aws_sns_topic(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
         arn = self.client("sns").create_topic(Name=f"{self.prefix}-{logical_id}")["TopicArn"]

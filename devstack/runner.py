@@ -164,6 +164,8 @@ class LocalStack:
         for name in PLATFORM_URL_SETTINGS:
             env[name] = self.sink_url
         env["ALLOW_LOOPBACK_WEBHOOKS"] = "true"
+        # Links in emails (export downloads) point at this API, not at an execute-api host.
+        env["PUBLIC_API_URL"] = self.api_url
         return env
 
     def _start_sink(self) -> None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ses import SESClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -53,9 +55,35 @@ def kms() -> KMSClient:
     return client
 
 
+@cache
+def s3() -> S3Client:
+    import os
+
+    from botocore.config import Config
+
+    # SigV4 presigned URLs; path-style addressing when an emulator's endpoint is configured
+    # (virtual-hosted buckets need DNS that 127.0.0.1 does not have).
+    custom = bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+    config = _config().merge(
+        Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if custom else "virtual"},
+            read_timeout=60,
+        )
+    )
+    client: S3Client = _session().client("s3", config=config)
+    return client
+
+
+@cache
+def ses() -> SESClient:
+    client: SESClient = _session().client("ses", config=_config())
+    return client
+
+
 def reset_clients() -> None:
     """Drop cached clients (tests switch between moto backends)."""
-    for factory in (dynamodb, sqs, kms, _session):
+    for factory in (dynamodb, sqs, kms, s3, ses, _session):
         factory.cache_clear()
 
 

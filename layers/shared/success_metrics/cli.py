@@ -135,18 +135,20 @@ def cmd_org_set_limits(args: argparse.Namespace) -> None:
             args.requests_per_hour,
             args.events_per_hour,
             args.exports_per_hour,
+            args.running_exports,
             args.retention_days,
         )
     ):
         raise CliError(
             "give at least one of --requests-per-hour, --events-per-hour, "
-            "--exports-per-hour, --retention-days"
+            "--exports-per-hour, --running-exports, --retention-days"
         )
     org = organizations.set_limits(
         args.org_id,
         requests_per_hour=args.requests_per_hour,
         events_per_hour=args.events_per_hour,
         exports_per_hour=args.exports_per_hour,
+        running_exports=args.running_exports,
         retention_days=args.retention_days,
     )
     data = {
@@ -629,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests-per-hour", type=_positive)
     p.add_argument("--events-per-hour", type=_positive)
     p.add_argument("--exports-per-hour", type=_positive)
+    p.add_argument("--running-exports", type=_positive, help="exports queued or running at once")
     p.add_argument("--retention-days", type=_positive)
 
     p = command(org, "set-margin", cmd_org_set_margin, "set the gross margin used by CLV")

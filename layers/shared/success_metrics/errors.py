@@ -61,6 +61,12 @@ class ConflictError(SuccessMetricsError):
     title = "Conflict"
 
 
+class GoneError(SuccessMetricsError):
+    status = 410
+    slug = "gone"
+    title = "No longer available"
+
+
 class PayloadTooLargeError(SuccessMetricsError):
     status = 413
     slug = "payload-too-large"

@@ -89,6 +89,7 @@ def create_organization(
             requests_per_hour=settings.default_requests_per_hour,
             events_per_hour=settings.default_events_per_hour,
             exports_per_hour=settings.default_exports_per_hour,
+            running_exports=settings.default_running_exports,
         ),
         retention_days=retention_days or settings.default_retention_days,
         webhook_secrets=[
@@ -146,6 +147,7 @@ def set_limits(
     requests_per_hour: int | None = None,
     events_per_hour: int | None = None,
     exports_per_hour: int | None = None,
+    running_exports: int | None = None,
     retention_days: int | None = None,
 ) -> Organization:
     org = get_organization(org_id, fresh=True)
@@ -156,6 +158,7 @@ def set_limits(
                 "requests_per_hour": requests_per_hour,
                 "events_per_hour": events_per_hour,
                 "exports_per_hour": exports_per_hour,
+                "running_exports": running_exports,
             }.items()
             if v is not None
         }
@@ -314,6 +317,12 @@ def pseudonym_key(org: Organization) -> bytes:
         org = fresh
     assert org.pseudonym_key is not None
     return bytes.fromhex(secret_box.decrypt(org.pseudonym_key, org.org_id))
+
+
+def derived_key(org: Organization, purpose: str) -> bytes:
+    """A per-organization key for one purpose (e.g. signing download links), derived from the
+    organization's stored key so that purposes never share key material."""
+    return hmac.new(pseudonym_key(org), b"success-metrics/" + purpose.encode(), "sha256").digest()
 
 
 def set_anonymise_all(org_id: str, enabled: bool) -> Organization:

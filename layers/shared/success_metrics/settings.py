@@ -39,6 +39,27 @@ class Settings(BaseModel):
     default_events_per_hour: int = Field(1000, alias="DEFAULT_EVENTS_PER_HOUR", ge=1)
     default_exports_per_hour: int = Field(10, alias="DEFAULT_EXPORTS_PER_HOUR", ge=1)
     default_retention_days: int = Field(730, alias="DEFAULT_RETENTION_DAYS", ge=1)
+    default_running_exports: int = Field(3, alias="DEFAULT_RUNNING_EXPORTS", ge=1)
+    # Exports (SPEC §5).
+    exports_table: str = Field("", alias="EXPORTS_TABLE")
+    export_queue_url: str = Field("", alias="EXPORT_QUEUE_URL")
+    exports_bucket: str = Field("", alias="EXPORTS_BUCKET")
+    export_file_days: int = Field(7, alias="EXPORT_FILE_DAYS", ge=1, le=365)
+    email_sender: str = Field("exports@success-metrics.example", alias="EMAIL_SENDER")
+    public_api_url: str = Field("", alias="PUBLIC_API_URL")
+    # S3 refuses parts under 5 MiB except the last; tests lower this together with moto's
+    # S3_UPLOAD_PART_MIN_SIZE to exercise many parts on little data.
+    export_part_bytes: int = Field(8 * 1024 * 1024, alias="EXPORT_PART_BYTES", ge=1024)
+    # Rows per worker slice; a larger export fans out over several workers.
+    export_slice_rows: int = Field(2_000_000, alias="EXPORT_SLICE_ROWS", ge=1)
+    export_max_slices: int = Field(64, alias="EXPORT_MAX_SLICES", ge=1, le=1000)
+    # A worker hands over to a fresh invocation when less than this is left.
+    export_handover_ms: int = Field(60_000, alias="EXPORT_HANDOVER_MS", ge=0)
+    # Rows per XLSX data sheet (Excel's own limit is 1,048,576).
+    export_sheet_rows: int = Field(1_000_000, alias="EXPORT_SHEET_ROWS", ge=1, le=1_048_575)
+    # Deliveries of one export message before the job fails (the queue's maxReceiveCount).
+    export_attempts: int = Field(5, alias="EXPORT_ATTEMPTS", ge=1)
+    download_url_seconds: int = Field(900, alias="DOWNLOAD_URL_SECONDS", ge=1, le=900)
 
 
 @cache

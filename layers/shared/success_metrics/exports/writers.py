@@ -53,11 +53,12 @@ class Writer(Protocol):
 
 
 class CsvWriter:
-    """RFC 4180 CSV with a header row."""
+    """RFC 4180 CSV with a header row (unless `framed` is false: a slice of a larger file)."""
 
-    def __init__(self, columns: Sequence[str], rows: int = 0) -> None:
+    def __init__(self, columns: Sequence[str], rows: int = 0, framed: bool = True) -> None:
         self.columns = list(columns)
         self.rows = rows
+        self.framed = framed
         self._buffer = io.StringIO()
         self._csv = csv.writer(self._buffer, lineterminator="\r\n")
 
@@ -69,7 +70,7 @@ class CsvWriter:
 
     def write(self, row: dict[str, Any]) -> bytes:
         prefix = b""
-        if self.rows == 0:
+        if self.rows == 0 and self.framed:
             self._csv.writerow(self.columns)
             prefix = self._take()
         self._csv.writerow([_text(neutralise(row.get(c))) for c in self.columns])
@@ -77,7 +78,7 @@ class CsvWriter:
         return prefix + self._take()
 
     def finish(self) -> bytes:
-        if self.rows == 0:
+        if self.rows == 0 and self.framed:
             self._csv.writerow(self.columns)
             return self._take()
         return b""
@@ -101,9 +102,10 @@ def _text(value: Any) -> Any:
 class NdjsonWriter:
     """One JSON object per line."""
 
-    def __init__(self, columns: Sequence[str], rows: int = 0) -> None:
+    def __init__(self, columns: Sequence[str], rows: int = 0, framed: bool = True) -> None:
         self.columns = list(columns)
         self.rows = rows
+        self.framed = framed
 
     def write(self, row: dict[str, Any]) -> bytes:
         self.rows += 1
@@ -123,13 +125,16 @@ class NdjsonWriter:
 
 
 class JsonWriter(NdjsonWriter):
-    """One valid JSON array, written element by element."""
+    """One valid JSON array, written element by element (unframed: the elements only, joined
+    by commas, for a slice that `glue` joins into the array)."""
 
     def write(self, row: dict[str, Any]) -> bytes:
-        opening = b"[\n" if self.rows == 0 else b",\n"
+        opening = (b"[\n" if self.framed else b"") if self.rows == 0 else b",\n"
         return opening + super().write(row)[:-1]
 
     def finish(self) -> bytes:
+        if not self.framed:
+            return b""
         return b"\n]\n" if self.rows else b"[]\n"
 
     def state(self) -> dict[str, Any]:
@@ -145,11 +150,16 @@ class XlsxWriter:
     """
 
     def __init__(
-        self, columns: Sequence[str], sheet_rows: int = SHEET_ROWS, title: str = "Data"
+        self,
+        columns: Sequence[str],
+        sheet_rows: int = SHEET_ROWS,
+        title: str = "Data",
+        kinds: Sequence[str] | None = None,
     ) -> None:
         from openpyxl import Workbook
 
         self.columns = list(columns)
+        self.kinds = list(kinds or ["auto"] * len(self.columns))
         self.rows = 0
         self.sheet_rows = sheet_rows
         self.title = title
@@ -172,7 +182,12 @@ class XlsxWriter:
             name = self.title if self._sheets == 1 else f"{self.title} {self._sheets}"
             self._sheet = self._workbook.create_sheet(name)
             self._sheet.append(self.columns)
-        self._sheet.append([_cell(row.get(c)) for c in self.columns])
+        self._sheet.append(
+            [
+                _typed(self._sheet, row.get(c), kind)
+                for c, kind in zip(self.columns, self.kinds, strict=True)
+            ]
+        )
         self.rows += 1
         return b""
 
@@ -181,6 +196,10 @@ class XlsxWriter:
             self._workbook.create_sheet(self.title).append(self.columns)
         self._workbook.save(self.path)
         return b""
+
+    @property
+    def workbook(self) -> Any:
+        return self._workbook
 
     def chunks(self, size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
         with open(self.path, "rb") as handle:
@@ -210,8 +229,34 @@ def _cell(value: Any) -> Any:
     return neutralise(str(value))
 
 
-def text_writer(fmt: str, columns: Sequence[str], rows: int = 0) -> Writer:
-    """A text writer, possibly resumed after `rows` rows (its output continues seamlessly)."""
+MONEY_FORMAT = "#,##0.00"
+
+
+def _typed(sheet: Any, value: Any, kind: str) -> Any:
+    """A cell of a column's kind: values read back from a spool arrive as JSON text."""
+    if value is None:
+        return None
+    if kind in ("money", "number") and isinstance(value, str):
+        value = Decimal(value)
+    elif kind == "datetime" and isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    elif kind == "date" and isinstance(value, str):
+        value = date.fromisoformat(value)
+    if kind == "money":
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(sheet, value=float(value))
+        cell.number_format = MONEY_FORMAT
+        return cell
+    return _cell(value)
+
+
+def text_writer(fmt: str, columns: Sequence[str], rows: int = 0, framed: bool = True) -> Writer:
+    """A text writer, possibly resumed after `rows` rows (its output continues seamlessly).
+
+    Unframed writers produce a slice of a file: no CSV header, no JSON brackets; `glue` gives
+    the bytes that join such slices into one file.
+    """
     writers: dict[str, type[CsvWriter] | type[NdjsonWriter] | type[JsonWriter]] = {
         "csv": CsvWriter,
         "ndjson": NdjsonWriter,
@@ -219,4 +264,24 @@ def text_writer(fmt: str, columns: Sequence[str], rows: int = 0) -> Writer:
     }
     if fmt not in writers:
         raise ValueError(f"{fmt!r} is not a text format")
-    return writers[fmt](columns, rows)
+    return writers[fmt](columns, rows, framed)
+
+
+def glue(fmt: str, columns: Sequence[str], nonempty: Sequence[bool]) -> list[bytes]:
+    """The bytes before each unframed slice, and after the last: len(nonempty) + 1 pieces.
+
+    Concatenating glue[0], slice 0, glue[1], slice 1, ..., glue[-1] gives exactly the file one
+    framed writer would have written for all rows.
+    """
+    pieces = [b""] * (len(nonempty) + 1)
+    if fmt == "csv":
+        header = CsvWriter(columns).finish()
+        pieces[0] = header
+    elif fmt == "json":
+        seen = False
+        for index, has_rows in enumerate(nonempty):
+            if has_rows:
+                pieces[index] = b",\n" if seen else b"[\n"
+                seen = True
+        pieces[-1] = b"\n]\n" if seen else b"[]\n"
+    return pieces

@@ -26,6 +26,8 @@ class Limits(BaseModel):
     requests_per_hour: int = Field(ge=1, le=10_000_000)
     events_per_hour: int = Field(ge=1, le=1_000_000_000)
     exports_per_hour: int = Field(ge=1, le=100_000)
+    # Exports queued or running at once (organizations created before this limit get 3).
+    running_exports: int = Field(3, ge=1, le=1000)
 
 
 class StoredSecret(BaseModel):

@@ -1,0 +1,161 @@
+"""The first sheet of every XLSX export: the executive summary of the export's range, with
+native Excel charts (monthly signups, monthly revenue, seasonal conversion by month).
+
+The figures are the ones GET /v1/metrics answers for the same range at month granularity: the
+headline block is its `totals` (and `seasonal` for peak/off-peak), the monthly table its periods.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from success_metrics.exports.writers import MONEY_FORMAT
+
+TITLE = "Summary"
+MONTHLY_HEADER_ROW = 4
+
+
+def _value(metric: Any) -> Any:
+    """A plain cell value: a ratio's value, money as a number, None stays empty."""
+    if isinstance(metric, dict):
+        metric = metric.get("value")
+    if isinstance(metric, str):
+        return float(Decimal(metric))
+    return metric
+
+
+def headline(result: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
+    """(label, value, number format) rows of the range as a whole."""
+    totals = result["totals"]
+    seasonal = result["seasonal"]
+    rows: list[tuple[str, Any, str | None]] = [
+        ("Signups", totals["signups"]["total"], None),
+        ("Trials started", totals["trials_started"], None),
+        ("New paying suppliers", totals["new_paying_suppliers"], None),
+        ("Trial-to-paid", _value(totals["trial_to_paid"]), "0.0%"),
+        ("K-factor", _value(totals["k_factor"]), "0.00"),
+        ("Milestone completion", _value(totals["milestone_completion"]), "0.0%"),
+        ("Sessions", totals["sessions"], None),
+        ("Seasonal conversion, peak", _value(seasonal["peak"]), "0.0%"),
+        ("Seasonal conversion, off-peak", _value(seasonal["off_peak"]), "0.0%"),
+    ]
+    for currency, money in sorted(totals["money"].items()):
+        rows += [
+            (f"Revenue ({currency})", _value(money["revenue"]), MONEY_FORMAT),
+            (f"Marketing spend ({currency})", _value(money["marketing_spend"]), MONEY_FORMAT),
+            (f"CAC ({currency})", _value(money["cac"]), MONEY_FORMAT),
+            (f"CLV ({currency})", _value(money["clv"]), MONEY_FORMAT),
+        ]
+    return rows
+
+
+def currencies(result: dict[str, Any]) -> list[str]:
+    found = {cur for p in result["periods"] for cur in p["metrics"]["money"]}
+    return sorted(found)
+
+
+def monthly(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The monthly table: header and one row per month."""
+    money = currencies(result)
+    header = ["Month", "Signups", "New paying suppliers"]
+    header += [f"Revenue ({cur})" for cur in money]
+    header += ["Seasonal conversion"]
+    by_month = result["seasonal"]["by_month"]
+    rows = []
+    for period in result["periods"]:
+        metrics = period["metrics"]
+        row: list[Any] = [
+            period["period"],
+            metrics["signups"]["total"],
+            metrics["new_paying_suppliers"],
+        ]
+        for cur in money:
+            block = metrics["money"].get(cur)
+            row.append(_value(block["revenue"]) if block else 0.0)
+        row.append(_value(by_month.get(period["period"])))
+        rows.append(row)
+    return header, rows
+
+
+def add(workbook: Any, result: dict[str, Any]) -> None:
+    """Create the Summary sheet (call before any data sheet so it comes first)."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.chart import BarChart, LineChart, Reference
+    from openpyxl.styles import Font
+
+    sheet = workbook.create_sheet(TITLE)
+    bold = Font(bold=True)
+
+    def cell(value: Any, number_format: str | None = None, strong: bool = False) -> Any:
+        c = WriteOnlyCell(sheet, value=value)
+        if number_format:
+            c.number_format = number_format
+        if strong:
+            c.font = bold
+        return c
+
+    header, rows = monthly(result)
+    facts = headline(result)
+    # Monthly table on the left (rows 4..), headline figures to its right; charts below.
+    sheet.append([cell("Success metrics - executive summary", strong=True)])
+    sheet.append([cell("Range"), f"{result['from']} to {result['to']}"])
+    sheet.append([])
+    gap = ["", ""]
+    width = len(header)
+    lines = max(len(rows) + 1, len(facts) + 1)
+    for index in range(lines):
+        line: list[Any] = []
+        if index == 0:
+            line += [cell(h, strong=True) for h in header]
+        elif index <= len(rows):
+            values = rows[index - 1]
+            formats = [None, None, None] + [MONEY_FORMAT] * (width - 4) + ["0.0%"]
+            line += [cell(v, f) for v, f in zip(values, formats, strict=True)]
+        else:
+            line += [None] * width
+        line += gap
+        if index == 0:
+            line += [cell("Figure", strong=True), cell("Value", strong=True)]
+        elif index <= len(facts):
+            label, value, number_format = facts[index - 1]
+            line += [label, cell(value, number_format)]
+        sheet.append(line)
+
+    if not rows:
+        return
+    first, last = MONTHLY_HEADER_ROW + 1, MONTHLY_HEADER_ROW + len(rows)
+    months = Reference(sheet, min_col=1, min_row=first, max_row=last)
+    anchor_row = MONTHLY_HEADER_ROW + lines + 2
+
+    signups = BarChart()
+    signups.title = "Signups by month"
+    signups.y_axis.title = "Signups"
+    signups.add_data(
+        Reference(sheet, min_col=2, min_row=MONTHLY_HEADER_ROW, max_row=last), titles_from_data=True
+    )
+    signups.set_categories(months)
+    sheet.add_chart(signups, f"A{anchor_row}")
+
+    if width > 4:
+        revenue = LineChart()
+        revenue.title = "Revenue by month"
+        revenue.y_axis.title = "Revenue"
+        revenue.add_data(
+            Reference(
+                sheet, min_col=4, max_col=width - 1, min_row=MONTHLY_HEADER_ROW, max_row=last
+            ),
+            titles_from_data=True,
+        )
+        revenue.set_categories(months)
+        sheet.add_chart(revenue, f"J{anchor_row}")
+
+    conversion = BarChart()
+    conversion.title = "Seasonal conversion (vendor booked / searched) by month"
+    conversion.y_axis.number_format = "0%"
+    conversion.add_data(
+        Reference(sheet, min_col=width, min_row=MONTHLY_HEADER_ROW, max_row=last),
+        titles_from_data=True,
+    )
+    conversion.set_categories(months)
+    sheet.add_chart(conversion, f"A{anchor_row + 18}")

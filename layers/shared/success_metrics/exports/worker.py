@@ -1,0 +1,708 @@
+"""The export worker: plan a job, stream its slices into S3 multipart uploads, finish it.
+
+One SQS message is one unit of work: `plan` (the first), or `slice` n. Planning snapshots the
+metrics of the range, estimates the rows from the metric counters and cuts the range into
+slices of whole days; slice 0 runs at once and the others go to the queue, so a large export
+fans out over as many workers (see docs/exports.md).
+
+A slice streams rows through the format writer into a part buffer; each full part (>= 5 MiB,
+S3's minimum) is uploaded and then the checkpoint is saved: the row cursor, the upload id, the
+part count and the writer state. The rows after the last checkpoint are simply read again by
+whoever continues, and the writers resume byte for byte, so an interrupted slice ends exactly as
+an uninterrupted one. When its time runs short a worker queues its slice again and returns; a
+crash or redelivery resumes from the checkpoint; a cancellation is noticed at the next save
+(which requires the job to still be running), and the upload is aborted.
+
+The last slice to finish finishes the job: text slices are joined server-side (UploadPartCopy)
+with the small glue pieces (CSV header, JSON brackets and commas) between them; XLSX slices are a
+typed NDJSON spool that is rendered into one workbook under /tmp. Then the SHA-256, the
+manifest beside the file, the job's success, and one email per notify address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from success_metrics import aws
+from success_metrics.exports import datasets, jobs, links, summary_sheet, writers
+from success_metrics.exports import email as emails
+from success_metrics.exports.models import CONTENT_TYPES, Compression, Dataset, Format, Status
+from success_metrics.metrics.periods import Granularity
+from success_metrics.observability import MetricUnit, logger, metrics
+from success_metrics.settings import get_settings
+
+COPY_MAX = 5 * 1024**3  # S3's largest UploadPartCopy range
+CHECK_EVERY = 256  # rows between remaining-time checks
+
+
+class Handover(Exception):
+    """Time is short: the slice continues from its checkpoint in a fresh invocation."""
+
+
+class Stopped(Exception):
+    """The job was cancelled, or another worker advanced this slice: stop quietly."""
+
+
+class ExportFailed(Exception):
+    """A failure the caller should read about (the job fails, the email says why)."""
+
+
+@dataclass
+class Budget:
+    remaining_ms: Callable[[], int]
+
+    def short(self) -> bool:
+        return self.remaining_ms() < get_settings().export_handover_ms
+
+
+# ------------------------------------------------------------------ names
+
+
+def _bucket() -> str:
+    return get_settings().exports_bucket
+
+
+def file_name(job: jobs.Job) -> str:
+    r = job.request
+    name = f"{r.dataset.value}-{r.start.isoformat()}-to-{r.end.isoformat()}.{r.format.value}"
+    return name + (".gz" if r.compression is Compression.GZIP else "")
+
+
+def file_key(job: jobs.Job) -> str:
+    return f"exports/{job.org_id}/{job.export_id}/{file_name(job)}"
+
+
+def manifest_key(job: jobs.Job) -> str:
+    return f"exports/{job.org_id}/{job.export_id}/manifest.json"
+
+
+def work_prefix(job: jobs.Job) -> str:
+    return f"work/{job.org_id}/{job.export_id}/"
+
+
+def mode(job: jobs.Job) -> str:
+    """final: one text slice written straight to the file; slices: text slices joined at the
+    end; spool: XLSX, whose slices are typed NDJSON rendered into the workbook at the end."""
+    if job.request.format is Format.XLSX:
+        return "spool"
+    assert job.plan is not None
+    return "final" if len(job.plan["slices"]) == 1 else "slices"
+
+
+def slice_key(job: jobs.Job, index: int) -> str:
+    if mode(job) == "final":
+        return file_key(job)
+    suffix = ".ndjson" if mode(job) == "spool" else ""
+    return f"{work_prefix(job)}slice-{index:05d}{suffix}"
+
+
+def column_names(job: jobs.Job) -> list[str]:
+    return [c.name for c in datasets.columns(job.request.dataset)]
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def send(org_id: str, export_id: str, task: str, index: int = 0) -> None:
+    body = {"org_id": org_id, "export_id": export_id, "task": task, "slice": index}
+    aws.sqs().send_message(QueueUrl=get_settings().export_queue_url, MessageBody=json.dumps(body))
+
+
+def handle(message: dict[str, Any], budget: Budget, attempt: int, now: float) -> None:
+    """Work one message. Transient errors raise (SQS redelivers); the last attempt fails the
+    job with a readable error instead, and emails it."""
+    org_id, export_id = str(message["org_id"]), str(message["export_id"])
+    logger.append_keys(org_id=org_id, export_id=export_id)
+    job = jobs.find(org_id, export_id)
+    if job is None:
+        logger.warning("export message for an unknown job dropped")
+        return
+    try:
+        _work(job, message, budget, now)
+    except Handover:
+        send(org_id, export_id, "slice", int(message.get("slice", 0)))
+        metrics.add_metric(name="ExportHandovers", unit=MetricUnit.Count, value=1)
+        logger.info("export handed over", extra={"slice": message.get("slice", 0)})
+    except Stopped:
+        logger.info("export slice stopped", extra={"slice": message.get("slice", 0)})
+        current = jobs.find(org_id, export_id)
+        if current is not None and current.status is Status.CANCELLED:
+            cleanup(current)
+    except ExportFailed as exc:
+        _fail(job, str(exc), now)
+    except Exception as exc:
+        if attempt < get_settings().export_attempts:
+            raise
+        logger.exception("export failed on its last attempt")
+        _fail(job, _plain(exc), now)
+
+
+def _plain(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        code = exc.response["Error"]["Code"]
+        return (
+            f"a storage service kept refusing the export ({code}); "
+            "this is usually temporary, so please request it again"
+        )
+    return "the export stopped on an unexpected error; our team has the details in the logs"
+
+
+def _fail(job: jobs.Job, error: str, now: float) -> None:
+    if jobs.fail(job, error, now):
+        metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
+        cleanup(job, keep_file=False)
+        failed = jobs.find(job.org_id, job.export_id) or job
+        if failed.request.notify:
+            subject, text, body = emails.failed(failed, error)
+            emails.send(failed.request.notify, subject, text, body)
+
+
+def _work(job: jobs.Job, message: dict[str, Any], budget: Budget, now: float) -> None:
+    if job.status is Status.CANCELLED:
+        cleanup(job)
+        return
+    if job.status is Status.FAILED:
+        return
+    if job.status is Status.SUCCEEDED:
+        if not job.notified:
+            notify(job)
+        return
+    if job.plan is None:
+        planned = plan(job, now)
+        if planned is None:
+            return
+        job = planned
+        assert job.plan is not None
+        for index in range(1, len(job.plan["slices"])):
+            send(job.org_id, job.export_id, "slice", index)
+        run_slice(job, 0, budget)
+    else:
+        run_slice(job, int(message.get("slice", 0)), budget)
+
+
+# ------------------------------------------------------------------ plan
+
+
+def _slices(counts: dict[date, int], first: date, last: date) -> list[dict[str, str]]:
+    settings = get_settings()
+    total = sum(counts.values())
+    wanted = max(1, min(settings.export_max_slices, -(-total // settings.export_slice_rows)))
+    per_slice = max(1, -(-total // wanted))
+    slices: list[dict[str, str]] = []
+    start, running = first, 0
+    day = first
+    while day <= last:
+        running += counts.get(day, 0)
+        if running >= per_slice and day < last and len(slices) < wanted - 1:
+            slices.append({"from": start.isoformat(), "to": day.isoformat()})
+            start, running = day + timedelta(days=1), 0
+        day += timedelta(days=1)
+    slices.append({"from": start.isoformat(), "to": last.isoformat()})
+    return slices
+
+
+def plan(job: jobs.Job, now: float) -> jobs.Job | None:
+    """Snapshot the metrics, estimate, cut into slices, start. None if the job was cancelled."""
+    r = job.request
+    month = datasets.metrics_result(job.org_id, r.start, r.end, Granularity.MONTH, now)
+    snapshot: dict[str, Any] = {"month": month}
+    if r.dataset is Dataset.EVENTS:
+        counts = datasets.day_counts(job.org_id, r.start, r.end, r.filters, now)
+        estimate = sum(counts.values())
+        slices = _slices(counts, r.start, r.end)
+    else:
+        result = (
+            month
+            if r.dataset is Dataset.SUMMARY
+            else datasets.metrics_result(job.org_id, r.start, r.end, r.granularity, now)
+        )
+        snapshot["dataset"] = result
+        estimate = sum(1 for _ in datasets.metric_rows(result, r.dataset is Dataset.SUMMARY))
+        slices = [{"from": r.start.isoformat(), "to": r.end.isoformat()}]
+    key = f"{work_prefix(job)}snapshot-{secrets.token_hex(4)}.json"
+    aws.s3().put_object(
+        Bucket=_bucket(),
+        Key=key,
+        Body=json.dumps(snapshot, default=str).encode(),
+        ContentType="application/json",
+    )
+    planned = {"as_of": int(now), "estimated_rows": estimate, "slices": slices, "snapshot": key}
+    if not jobs.start(job, planned, now):
+        current = jobs.find(job.org_id, job.export_id)
+        if current is None or current.status is not Status.RUNNING or current.plan is None:
+            if current is not None and current.status is Status.CANCELLED:
+                cleanup(current)
+            return None
+        return current  # another worker planned it first: follow its plan
+    logger.info("export planned", extra={"slices": len(slices), "estimated_rows": estimate})
+    return jobs.find(job.org_id, job.export_id)
+
+
+def snapshot(job: jobs.Job) -> dict[str, Any]:
+    assert job.plan is not None
+    body = aws.s3().get_object(Bucket=_bucket(), Key=job.plan["snapshot"])["Body"]
+    loaded: dict[str, Any] = json.loads(body.read())
+    return loaded
+
+
+# ------------------------------------------------------------------ slices
+
+
+class PartBuffer:
+    """Bytes waiting to become the next part; with gzip each part is one gzip member."""
+
+    def __init__(self, gzip: bool, part_bytes: int) -> None:
+        self.gzip = gzip
+        self.part_bytes = part_bytes
+        self._data = bytearray()
+        self._z = self._compressor() if gzip else None
+
+    @staticmethod
+    def _compressor() -> Any:
+        return zlib.compressobj(6, zlib.DEFLATED, 31)
+
+    def add(self, data: bytes) -> None:
+        if self._z is not None:
+            self._data += self._z.compress(data)
+        else:
+            self._data += data
+
+    def full(self) -> bool:
+        return len(self._data) >= self.part_bytes
+
+    def take(self) -> bytes:
+        if self._z is not None:
+            self._data += self._z.flush()
+            self._z = self._compressor()
+        data = bytes(self._data)
+        self._data.clear()
+        return data
+
+
+def _rows(
+    job: jobs.Job, index: int, cursor: datasets.Cursor | None
+) -> Iterator[tuple[datasets.Row, datasets.Cursor]]:
+    assert job.plan is not None
+    r = job.request
+    if r.dataset is Dataset.EVENTS:
+        part = job.plan["slices"][index]
+        return datasets.event_rows(
+            job.org_id,
+            date.fromisoformat(part["from"]),
+            date.fromisoformat(part["to"]),
+            r.filters,
+            cursor,
+            float(job.plan["as_of"]),
+        )
+    result = snapshot(job)["dataset"]
+    rows = datasets.metric_rows(result, r.dataset is Dataset.SUMMARY)
+    return datasets.indexed_rows(rows, cursor)
+
+
+def _upload_part(key: str, upload_id: str, number: int, data: bytes) -> None:
+    try:
+        aws.s3().upload_part(
+            Bucket=_bucket(), Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchUpload":
+            raise Stopped from exc  # aborted by a cancellation
+        raise
+
+
+def _complete(key: str, upload_id: str, parts: int) -> None:
+    """Complete with parts 1..parts (a crashed run may have left a later one behind)."""
+    s3 = aws.s3()
+    found: dict[int, str] = {}
+    marker = 0
+    try:
+        while True:
+            page = s3.list_parts(
+                Bucket=_bucket(), Key=key, UploadId=upload_id, PartNumberMarker=marker
+            )
+            for part in page.get("Parts", []):
+                found[part["PartNumber"]] = part["ETag"]
+            if not page.get("IsTruncated"):
+                break
+            marker = page["NextPartNumberMarker"]
+        missing = [n for n in range(1, parts + 1) if n not in found]
+        if missing:
+            raise RuntimeError(f"parts {missing[:5]} of the upload are missing")
+        s3.complete_multipart_upload(
+            Bucket=_bucket(),
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": n, "ETag": found[n]} for n in range(1, parts + 1)]
+            },
+        )
+    except ClientError as exc:
+        # Completed by an earlier run that died before recording it: the object is there.
+        if exc.response["Error"]["Code"] != "NoSuchUpload":
+            raise
+        s3.head_object(Bucket=_bucket(), Key=key)
+
+
+def _abort(key: str, upload_id: str) -> None:
+    with contextlib.suppress(ClientError):
+        aws.s3().abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
+
+
+def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
+    assert job.plan is not None
+    state = job.slice(index)
+    if state.done is not None:
+        _maybe_finish(job)
+        return
+    settings = get_settings()
+    r = job.request
+    slice_mode = mode(job)
+    key = slice_key(job, index)
+    fmt = "ndjson" if slice_mode == "spool" else r.format.value
+    gzip = r.compression is Compression.GZIP and slice_mode != "spool"
+    checkpoint = dict(state.checkpoint or {})
+    seq = state.seq
+    if not checkpoint.get("upload_id"):
+        upload_id = aws.s3().create_multipart_upload(
+            Bucket=_bucket(), Key=key, ContentType=_content_type(job, slice_mode)
+        )["UploadId"]
+        checkpoint = {"upload_id": upload_id, "parts": 0, "rows": 0, "bytes": 0, "cursor": None}
+        if not jobs.save_checkpoint(job, index, checkpoint, seq):
+            _abort(key, upload_id)
+            raise Stopped
+        seq += 1
+    upload_id = checkpoint["upload_id"]
+    parts, out_bytes = int(checkpoint["parts"]), int(checkpoint["bytes"])
+    writer = writers.text_writer(
+        fmt, column_names(job), int(checkpoint["rows"]), framed=slice_mode == "final"
+    )
+    buffer = PartBuffer(gzip, settings.export_part_bytes)
+    for count, (row, cursor) in enumerate(_rows(job, index, checkpoint.get("cursor")), 1):
+        buffer.add(writer.write(row))
+        if buffer.full():
+            data = buffer.take()
+            parts += 1
+            _upload_part(key, upload_id, parts, data)
+            out_bytes += len(data)
+            checkpoint = {
+                "upload_id": upload_id,
+                "parts": parts,
+                "rows": writer.rows,
+                "bytes": out_bytes,
+                "cursor": cursor,
+            }
+            if not jobs.save_checkpoint(job, index, checkpoint, seq):
+                raise Stopped
+            seq += 1
+        if count % CHECK_EVERY == 0 and budget.short():
+            raise Handover
+    buffer.add(writer.finish())
+    data = buffer.take()
+    if parts == 0 and not data:
+        _abort(key, upload_id)
+        aws.s3().put_object(Bucket=_bucket(), Key=key, Body=b"")
+    else:
+        if data:
+            parts += 1
+            _upload_part(key, upload_id, parts, data)
+            out_bytes += len(data)
+        _complete(key, upload_id, parts)
+    done = jobs.finish_slice(
+        job, index, {"key": key, "rows": writer.rows, "bytes": out_bytes, "parts": parts}, seq
+    )
+    if done is None:
+        raise Stopped
+    if done >= len(job.plan["slices"]):
+        current = jobs.find(job.org_id, job.export_id)
+        if current is not None:
+            finish(current)
+
+
+def _content_type(job: jobs.Job, slice_mode: str) -> str:
+    if slice_mode != "final":
+        return "application/octet-stream"
+    if job.request.compression is Compression.GZIP:
+        return "application/gzip"
+    return CONTENT_TYPES[job.request.format]
+
+
+def _maybe_finish(job: jobs.Job) -> None:
+    assert job.plan is not None
+    if job.status is Status.RUNNING and all(
+        job.slice(i).done is not None for i in range(len(job.plan["slices"]))
+    ):
+        finish(job)
+
+
+# ------------------------------------------------------------------ finish
+
+
+class _Assembler:
+    """Joins pieces into one multipart upload: big ranges copied server-side, small pieces
+    gathered in a buffer until they make a part."""
+
+    def __init__(self, job: jobs.Job, key: str) -> None:
+        self.key = key
+        self.part_bytes = get_settings().export_part_bytes
+        self.buffer = bytearray()
+        self.parts: list[Any] = []
+        self.upload_id = aws.s3().create_multipart_upload(
+            Bucket=_bucket(), Key=key, ContentType=_content_type(job, "final")
+        )["UploadId"]
+
+    def _flush(self) -> None:
+        number = len(self.parts) + 1
+        answer = aws.s3().upload_part(
+            Bucket=_bucket(),
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=bytes(self.buffer),
+        )
+        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self.buffer.clear()
+
+    def add(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= self.part_bytes:
+            self._flush()
+
+    def _read(self, source: str, start: int, end: int) -> bytes:
+        body = aws.s3().get_object(Bucket=_bucket(), Key=source, Range=f"bytes={start}-{end - 1}")
+        data: bytes = body["Body"].read()
+        return data
+
+    def add_object(self, source: str, size: int) -> None:
+        offset = 0
+        while offset < size:
+            if self.buffer:
+                take = min(size - offset, self.part_bytes - len(self.buffer))
+                self.add(self._read(source, offset, offset + take))
+                offset += take
+            elif size - offset >= self.part_bytes:
+                take = min(size - offset, COPY_MAX)
+                number = len(self.parts) + 1
+                answer = aws.s3().upload_part_copy(
+                    Bucket=_bucket(),
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": _bucket(), "Key": source},
+                    CopySourceRange=f"bytes={offset}-{offset + take - 1}",
+                )
+                self.parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+                offset += take
+            else:
+                self.add(self._read(source, offset, size))
+                offset = size
+
+    def complete(self) -> None:
+        if self.buffer or not self.parts:
+            if not self.parts and not self.buffer:
+                _abort(self.key, self.upload_id)
+                aws.s3().put_object(Bucket=_bucket(), Key=self.key, Body=b"")
+                return
+            self._flush()
+        aws.s3().complete_multipart_upload(
+            Bucket=_bucket(),
+            Key=self.key,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": self.parts},
+        )
+
+
+def _done_slices(job: jobs.Job) -> list[dict[str, Any]]:
+    assert job.plan is not None
+    found = []
+    for i in range(len(job.plan["slices"])):
+        done = job.slice(i).done
+        assert done is not None
+        found.append(done)
+    return found
+
+
+def _assemble(job: jobs.Job) -> None:
+    """Join the text slices, with glue between them, into the file."""
+    slices = _done_slices(job)
+    pieces = writers.glue(
+        job.request.format.value, column_names(job), [int(s["rows"]) > 0 for s in slices]
+    )
+    gzip = job.request.compression is Compression.GZIP
+    assembler = _Assembler(job, file_key(job))
+    jobs.set_final_upload(job, assembler.upload_id)
+
+    def add_glue(piece: bytes) -> None:
+        if piece:
+            assembler.add(zlib.compress(piece, 6, 31) if gzip else piece)
+
+    for piece, part in zip(pieces, slices, strict=False):
+        add_glue(piece)
+        assembler.add_object(part["key"], int(part["bytes"]))
+    add_glue(pieces[-1])
+    assembler.complete()
+
+
+def _render(job: jobs.Job, summary: dict[str, Any]) -> tuple[int, str]:
+    """Render the XLSX from the spool slices; returns (bytes, sha256) of the uploaded file."""
+    settings = get_settings()
+    kinds = [c.kind for c in datasets.columns(job.request.dataset)]
+    writer = writers.XlsxWriter(
+        column_names(job), sheet_rows=settings.export_sheet_rows, title="Data", kinds=kinds
+    )
+    try:
+        summary_sheet.add(writer.workbook, summary)
+        for part in _done_slices(job):
+            if int(part["bytes"]) == 0:
+                continue
+            body = aws.s3().get_object(Bucket=_bucket(), Key=part["key"])["Body"]
+            for line in body.iter_lines(chunk_size=1024 * 1024):
+                if line:
+                    writer.write(json.loads(line))
+        writer.finish()
+        digest = hashlib.sha256()
+        size = 0
+        assembler = _Assembler(job, file_key(job))
+        jobs.set_final_upload(job, assembler.upload_id)
+        for block in writer.chunks(settings.export_part_bytes):
+            digest.update(block)
+            size += len(block)
+            assembler.add(block)
+        assembler.complete()
+        return size, digest.hexdigest()
+    finally:
+        writer.close()
+
+
+def _hash(key: str) -> tuple[int, str]:
+    body = aws.s3().get_object(Bucket=_bucket(), Key=key)["Body"]
+    digest = hashlib.sha256()
+    size = 0
+    for block in body.iter_chunks(chunk_size=8 * 1024 * 1024):
+        digest.update(block)
+        size += len(block)
+    return size, digest.hexdigest()
+
+
+def finish(job: jobs.Job) -> None:
+    """Produce the file, its manifest, mark the job succeeded, email the link."""
+    if job.status is not Status.RUNNING:
+        return
+    if job.final_upload:  # a previous finish died half-way: start the file again
+        _abort(file_key(job), job.final_upload)
+    data = snapshot(job)
+    slice_mode = mode(job)
+    if slice_mode == "spool":
+        size, sha256 = _render(job, data["month"])
+    else:
+        if slice_mode == "slices":
+            _assemble(job)
+        size, sha256 = _hash(file_key(job))
+    now = time.time()
+    expires_at = int(now) + get_settings().export_file_days * 86400
+    rows = sum(int(s["rows"]) for s in _done_slices(job))
+    r = job.request
+    manifest = {
+        "export_id": job.export_id,
+        "org_id": job.org_id,
+        "file": file_name(job),
+        "key": file_key(job),
+        "rows": rows,
+        "bytes": size,
+        "sha256": sha256,
+        "columns": [{"name": c.name, "type": c.kind} for c in datasets.columns(r.dataset)],
+        "dataset": r.dataset.value,
+        "format": r.format.value,
+        "compression": r.compression.value,
+        "range": {"from": r.start.isoformat(), "to": r.end.isoformat()},
+        "filters": r.filters.model_dump(mode="json", exclude_none=True),
+        "granularity": r.granularity.value if r.dataset is Dataset.METRICS else None,
+        "created_at": int(job.created_at),
+        "finished_at": int(now),
+        "expires_at": expires_at,
+    }
+    if slice_mode == "spool":
+        manifest["sheets"] = [summary_sheet.TITLE, *_sheet_names(rows)]
+    aws.s3().put_object(
+        Bucket=_bucket(),
+        Key=manifest_key(job),
+        Body=json.dumps(manifest, indent=2).encode(),
+        ContentType="application/json",
+    )
+    file = {
+        "name": file_name(job),
+        "key": file_key(job),
+        "manifest_key": manifest_key(job),
+        "rows": rows,
+        "bytes": size,
+        "sha256": sha256,
+        "expires_at": expires_at,
+    }
+    if not jobs.succeed(job, file, now):
+        current = jobs.find(job.org_id, job.export_id)
+        if current is not None and current.status is Status.CANCELLED:
+            cleanup(current, keep_file=False)
+        return
+    metrics.add_metric(name="ExportsSucceeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ExportRows", unit=MetricUnit.Count, value=rows)
+    logger.info("export succeeded", extra={"rows": rows, "bytes": size})
+    done = jobs.find(job.org_id, job.export_id)
+    if done is not None:
+        notify(done, data["month"])
+
+
+def _sheet_names(rows: int) -> list[str]:
+    per = get_settings().export_sheet_rows
+    count = max(1, -(-rows // per))
+    return ["Data"] + [f"Data {n}" for n in range(2, count + 1)]
+
+
+def notify(job: jobs.Job, summary: dict[str, Any] | None = None) -> None:
+    """Email the link to every notify address, then drop the work files (the snapshot that
+    holds the summary figures is one of them, so a retried notification still has it)."""
+    if job.request.notify and job.file:
+        if summary is None:
+            with contextlib.suppress(ClientError):
+                summary = snapshot(job)["month"]
+        base = get_settings().public_api_url
+        expires_at = int(job.file["expires_at"])
+        link = links.url(base, job, expires_at)
+        subject, text, body = emails.ready(job, link, expires_at, summary)
+        emails.send(job.request.notify, subject, text, body)
+    jobs.mark_notified(job)
+    _delete_prefix(work_prefix(job))
+
+
+# ------------------------------------------------------------------ cleanup
+
+
+def _delete_prefix(prefix: str) -> None:
+    s3 = aws.s3()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix):
+        keys: list[Any] = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=_bucket(), Delete={"Objects": keys, "Quiet": True})
+
+
+def cleanup(job: jobs.Job, keep_file: bool = False) -> None:
+    """Abort every upload the job started and delete its work files (and its file)."""
+    if job.plan is not None:
+        for index in range(len(job.plan["slices"])):
+            checkpoint = job.slice(index).checkpoint or {}
+            if checkpoint.get("upload_id") and job.slice(index).done is None:
+                _abort(slice_key(job, index), checkpoint["upload_id"])
+    if job.final_upload:
+        _abort(file_key(job), job.final_upload)
+    _delete_prefix(work_prefix(job))
+    if not keep_file:
+        _delete_prefix(f"exports/{job.org_id}/{job.export_id}/")
