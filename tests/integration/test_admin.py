@@ -50,6 +50,7 @@ def test_valid_key_reads_its_own_organization(
         "requests_per_hour": 100,
         "events_per_hour": 1000,
         "exports_per_hour": 10,
+        "running_exports": 3,
     }
     assert response.json["retention_days"] == 730
     assert set(response.json["scopes"]) == {s.value for s in Scope}

@@ -32,7 +32,9 @@ class Quota:
         }
 
 
-def consume(subject: str, kind: str, amount: int, limit: int, now: float) -> Quota:
+def consume(
+    subject: str, kind: str, amount: int, limit: int, now: float, whose: str = "this organization"
+) -> Quota:
     """Take `amount` units from the current window or raise RateLimitedError (429)."""
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     reset = max(1, math.ceil(window + WINDOW_SECONDS - now))
@@ -61,7 +63,7 @@ def consume(subject: str, kind: str, amount: int, limit: int, now: float) -> Quo
             limit,
             max(0, limit - used),
             reset,
-            f"the hourly limit of {limit} {kind} for this organization is reached",
+            f"the hourly limit of {limit} {kind} for {whose} is reached",
         ) from exc
     used = int(result["Attributes"]["used"]["N"])
     return Quota(limit=limit, remaining=max(0, limit - used), reset_seconds=reset)

@@ -83,7 +83,12 @@ def create(caller: Principal, body: Any, now: float) -> tuple[dict[str, Any], di
     jobs.claim_slot(org.org_id, export_id, org.limits.running_exports, now)
     try:
         quota = rate_limit.consume(
-            f"{org.org_id}#{caller.key_id}", "export jobs", 1, org.limits.exports_per_hour, now
+            f"{org.org_id}#{caller.key_id}",
+            "export jobs",
+            1,
+            org.limits.exports_per_hour,
+            now,
+            whose="this API key",
         )
         job = jobs.create(org.org_id, caller.key_id, request, export_id, now)
     except BaseException:

@@ -292,8 +292,11 @@ def _update(
         "UpdateExpression": "SET updated_at = :updated, " + expression[4:],
         "ConditionExpression": condition,
         "ExpressionAttributeValues": {**values, ":updated": {"N": repr(time.time())}},
-        "ExpressionAttributeNames": {"#status": "status", **(names or {})},
     }
+    used = {"#status": "status", **(names or {})}
+    text = request["UpdateExpression"] + " " + condition
+    if any(name in text for name in used):
+        request["ExpressionAttributeNames"] = {k: v for k, v in used.items() if k in text}
     try:
         aws.dynamodb().update_item(**request)
     except ClientError as exc:

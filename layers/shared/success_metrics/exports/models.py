@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from success_metrics.metrics.periods import Granularity
-from success_metrics.models.events import UserType, category_of
+from success_metrics.models.events import EventType, UserType
 
 MAX_RANGE_DAYS = 3 * 366
 MAX_NOTIFY = 10
@@ -60,17 +60,10 @@ def _email(value: str) -> str:
     return value.lower()
 
 
-def _event_type(value: str) -> str:
-    category_of(value)  # raises ValueError naming the valid types
-    return value
-
-
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    types: list[Annotated[str, AfterValidator(_event_type)]] | None = Field(
-        None, min_length=1, max_length=50
-    )
+    types: list[EventType] | None = Field(None, min_length=1, max_length=50)
     user_type: UserType | None = None
 
 

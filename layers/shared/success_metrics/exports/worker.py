@@ -54,6 +54,10 @@ class Stopped(Exception):
     """The job was cancelled, or another worker advanced this slice: stop quietly."""
 
 
+class UploadGone(Exception):
+    """The multipart upload was aborted: by a cancellation, or by the bucket's lifecycle."""
+
+
 class ExportFailed(Exception):
     """A failure the caller should read about (the job fails, the email says why)."""
 
@@ -134,6 +138,18 @@ def handle(message: dict[str, Any], budget: Budget, attempt: int, now: float) ->
         send(org_id, export_id, "slice", int(message.get("slice", 0)))
         metrics.add_metric(name="ExportHandovers", unit=MetricUnit.Count, value=1)
         logger.info("export handed over", extra={"slice": message.get("slice", 0)})
+    except UploadGone as exc:
+        current = jobs.find(org_id, export_id)
+        if current is not None and current.status is Status.CANCELLED:
+            cleanup(current)
+        else:
+            _fail(
+                job,
+                "the export's partial upload was discarded (uploads left unfinished for a day "
+                "are removed); please request it again",
+                now,
+            )
+            logger.warning("export upload gone", exc_info=exc)
     except Stopped:
         logger.info("export slice stopped", extra={"slice": message.get("slice", 0)})
         current = jobs.find(org_id, export_id)
@@ -178,14 +194,19 @@ def _work(job: jobs.Job, message: dict[str, Any], budget: Budget, now: float) ->
         if not job.notified:
             notify(job)
         return
-    if job.plan is None:
-        planned = plan(job, now)
-        if planned is None:
-            return
-        job = planned
+    if message.get("task") == "plan":
+        if job.plan is None:
+            planned = plan(job, now)
+            if planned is None:
+                return
+            job = planned
         assert job.plan is not None
+        # Also when a planner died after planning: a slice that has not started has no
+        # message yet. One sent twice is harmless (the slice's sequence number lets one
+        # worker advance it; the other stops at its first save).
         for index in range(1, len(job.plan["slices"])):
-            send(job.org_id, job.export_id, "slice", index)
+            if job.slice(index).seq == 0:
+                send(job.org_id, job.export_id, "slice", index)
         run_slice(job, 0, budget)
     else:
         run_slice(job, int(message.get("slice", 0)), budget)
@@ -317,7 +338,7 @@ def _upload_part(key: str, upload_id: str, number: int, data: bytes) -> None:
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "NoSuchUpload":
-            raise Stopped from exc  # aborted by a cancellation
+            raise UploadGone from exc
         raise
 
 
@@ -373,6 +394,9 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
     gzip = r.compression is Compression.GZIP and slice_mode != "spool"
     checkpoint = dict(state.checkpoint or {})
     seq = state.seq
+    if checkpoint.get("completing"):
+        _complete_slice(job, index, key, checkpoint, seq)
+        return
     if not checkpoint.get("upload_id"):
         upload_id = aws.s3().create_multipart_upload(
             Bucket=_bucket(), Key=key, ContentType=_content_type(job, slice_mode)
@@ -388,6 +412,7 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
         fmt, column_names(job), int(checkpoint["rows"]), framed=slice_mode == "final"
     )
     buffer = PartBuffer(gzip, settings.export_part_bytes)
+    saved = False
     for count, (row, cursor) in enumerate(_rows(job, index, checkpoint.get("cursor")), 1):
         buffer.add(writer.write(row))
         if buffer.full():
@@ -405,22 +430,45 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
             if not jobs.save_checkpoint(job, index, checkpoint, seq):
                 raise Stopped
             seq += 1
-        if count % CHECK_EVERY == 0 and budget.short():
+            saved = True
+        # Hand over only after saving progress in this invocation, so that every
+        # invocation moves the slice forward.
+        if count % CHECK_EVERY == 0 and saved and budget.short():
             raise Handover
     buffer.add(writer.finish())
     data = buffer.take()
-    if parts == 0 and not data:
-        _abort(key, upload_id)
+    if data:
+        parts += 1
+        _upload_part(key, upload_id, parts, data)
+        out_bytes += len(data)
+    # Recorded before completing: S3 forgets the upload id once it is complete, so a worker
+    # that dies right after completing must find here that only the bookkeeping is left.
+    checkpoint = {
+        "upload_id": upload_id,
+        "parts": parts,
+        "rows": writer.rows,
+        "bytes": out_bytes,
+        "cursor": None,
+        "completing": True,
+    }
+    if not jobs.save_checkpoint(job, index, checkpoint, seq):
+        raise Stopped
+    _complete_slice(job, index, key, checkpoint, seq + 1)
+
+
+def _complete_slice(
+    job: jobs.Job, index: int, key: str, checkpoint: dict[str, Any], seq: int
+) -> None:
+    """Complete the slice's upload (again, harmlessly, after a crash) and record it done."""
+    assert job.plan is not None
+    parts = int(checkpoint["parts"])
+    if parts == 0:
+        _abort(key, checkpoint["upload_id"])
         aws.s3().put_object(Bucket=_bucket(), Key=key, Body=b"")
     else:
-        if data:
-            parts += 1
-            _upload_part(key, upload_id, parts, data)
-            out_bytes += len(data)
-        _complete(key, upload_id, parts)
-    done = jobs.finish_slice(
-        job, index, {"key": key, "rows": writer.rows, "bytes": out_bytes, "parts": parts}, seq
-    )
+        _complete(key, checkpoint["upload_id"], parts)
+    result = {"key": key, "rows": checkpoint["rows"], "bytes": checkpoint["bytes"], "parts": parts}
+    done = jobs.finish_slice(job, index, result, seq)
     if done is None:
         raise Stopped
     if done >= len(job.plan["slices"]):
@@ -681,12 +729,26 @@ def notify(job: jobs.Job, summary: dict[str, Any] | None = None) -> None:
         emails.send(job.request.notify, subject, text, body)
     jobs.mark_notified(job)
     _delete_prefix(work_prefix(job))
+    _abort_uploads(f"exports/{job.org_id}/{job.export_id}/")
 
 
 # ------------------------------------------------------------------ cleanup
 
 
+def _abort_uploads(prefix: str) -> None:
+    """Abort every upload still open under `prefix` (a worker that died before recording its
+    upload id leaves one behind; the bucket's lifecycle would abort it after a day)."""
+    pages = aws.s3().get_paginator("list_multipart_uploads").paginate(
+        Bucket=_bucket(), Prefix=prefix
+    )
+    for page in pages:
+        for upload in page.get("Uploads", []):
+            _abort(upload["Key"], upload["UploadId"])
+
+
 def _delete_prefix(prefix: str) -> None:
+    """Delete every object under `prefix`, and abort the uploads open there."""
+    _abort_uploads(prefix)
     s3 = aws.s3()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix):
         keys: list[Any] = [{"Key": o["Key"]} for o in page.get("Contents", [])]
