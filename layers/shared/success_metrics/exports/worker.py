@@ -27,7 +27,7 @@ import json
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -311,6 +311,26 @@ class PartBuffer:
         return data
 
 
+def pump(
+    rows: Iterable[tuple[datasets.Row, datasets.Cursor]],
+    writer: writers.Writer,
+    buffer: PartBuffer,
+    part_done: Callable[[bytes, datasets.Cursor], None],
+    tick: Callable[[], None] | None = None,
+) -> bytes:
+    """The streaming core: rows through the writer into parts. `part_done` gets each full part
+    with the cursor after its last row; `tick` runs every CHECK_EVERY rows. Returns the last,
+    possibly short, part (the writer's closing bytes included)."""
+    for count, (row, cursor) in enumerate(rows, 1):
+        buffer.add(writer.write(row))
+        if buffer.full():
+            part_done(buffer.take(), cursor)
+        if tick is not None and count % CHECK_EVERY == 0:
+            tick()
+    buffer.add(writer.finish())
+    return buffer.take()
+
+
 def _rows(
     job: jobs.Job, index: int, cursor: datasets.Cursor | None
 ) -> Iterator[tuple[datasets.Row, datasets.Cursor]]:
@@ -407,36 +427,40 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
             raise Stopped
         seq += 1
     upload_id = checkpoint["upload_id"]
-    parts, out_bytes = int(checkpoint["parts"]), int(checkpoint["bytes"])
     writer = writers.text_writer(
         fmt, column_names(job), int(checkpoint["rows"]), framed=slice_mode == "final"
     )
-    buffer = PartBuffer(gzip, settings.export_part_bytes)
-    saved = False
-    for count, (row, cursor) in enumerate(_rows(job, index, checkpoint.get("cursor")), 1):
-        buffer.add(writer.write(row))
-        if buffer.full():
-            data = buffer.take()
-            parts += 1
-            _upload_part(key, upload_id, parts, data)
-            out_bytes += len(data)
-            checkpoint = {
-                "upload_id": upload_id,
-                "parts": parts,
-                "rows": writer.rows,
-                "bytes": out_bytes,
-                "cursor": cursor,
-            }
-            if not jobs.save_checkpoint(job, index, checkpoint, seq):
-                raise Stopped
-            seq += 1
-            saved = True
+    done_so_far = {"parts": int(checkpoint["parts"]), "bytes": int(checkpoint["bytes"]), "seq": seq}
+
+    def part_done(data: bytes, cursor: datasets.Cursor) -> None:
+        done_so_far["parts"] += 1
+        _upload_part(key, upload_id, done_so_far["parts"], data)
+        done_so_far["bytes"] += len(data)
+        progress = {
+            "upload_id": upload_id,
+            "parts": done_so_far["parts"],
+            "rows": writer.rows,
+            "bytes": done_so_far["bytes"],
+            "cursor": cursor,
+        }
+        if not jobs.save_checkpoint(job, index, progress, done_so_far["seq"]):
+            raise Stopped
+        done_so_far["seq"] += 1
+
+    def tick() -> None:
         # Hand over only after saving progress in this invocation, so that every
         # invocation moves the slice forward.
-        if count % CHECK_EVERY == 0 and saved and budget.short():
+        if done_so_far["seq"] > seq and budget.short():
             raise Handover
-    buffer.add(writer.finish())
-    data = buffer.take()
+
+    data = pump(
+        _rows(job, index, checkpoint.get("cursor")),
+        writer,
+        PartBuffer(gzip, settings.export_part_bytes),
+        part_done,
+        tick,
+    )
+    parts, out_bytes, seq = done_so_far["parts"], done_so_far["bytes"], done_so_far["seq"]
     if data:
         parts += 1
         _upload_part(key, upload_id, parts, data)
