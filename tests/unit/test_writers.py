@@ -133,3 +133,38 @@ def test_xlsx_typed_cells_neutralised_text_and_new_sheets() -> None:
         assert b"".join(writer.chunks(1024)) == open(writer.path, "rb").read()  # noqa: SIM115
     finally:
         writer.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=6),
+    fmt=st.sampled_from(["csv", "json", "ndjson"]),
+)
+def test_unframed_slices_joined_with_glue_equal_one_framed_file(sizes: list[int], fmt: str) -> None:
+    rows = [dict(TRICKY[i % len(TRICKY)], id=f"evt_{i}") for i in range(sum(sizes))]
+    whole = run(writers.text_writer(fmt, COLUMNS), rows)
+
+    slices, start = [], 0
+    for size in sizes:
+        slices.append(
+            run(writers.text_writer(fmt, COLUMNS, framed=False), rows[start : start + size])
+        )
+        start += size
+    glue = writers.glue(fmt, COLUMNS, [size > 0 for size in sizes])
+    joined = b"".join(g + s for g, s in zip(glue, slices, strict=False)) + glue[-1]
+
+    assert joined == whole
+
+
+def test_csv_cells_of_every_type() -> None:
+    row = {
+        "id": "evt_1",
+        "type": True,
+        "note": {"a": "é", "b": [1, 2]},
+        "amount": datetime(2026, 6, 1, 12, 30),
+    }
+    data = run(writers.CsvWriter(COLUMNS), [row, {"id": "-1"}])
+
+    read = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    assert read[1] == ["evt_1", "true", '{"a":"é","b":[1,2]}', "2026-06-01T12:30:00"]
+    assert read[2] == ["'-1", "", "", ""]

@@ -762,8 +762,8 @@ def notify(job: jobs.Job, summary: dict[str, Any] | None = None) -> None:
 def _abort_uploads(prefix: str) -> None:
     """Abort every upload still open under `prefix` (a worker that died before recording its
     upload id leaves one behind; the bucket's lifecycle would abort it after a day)."""
-    pages = aws.s3().get_paginator("list_multipart_uploads").paginate(
-        Bucket=_bucket(), Prefix=prefix
+    pages = (
+        aws.s3().get_paginator("list_multipart_uploads").paginate(Bucket=_bucket(), Prefix=prefix)
     )
     for page in pages:
         for upload in page.get("Uploads", []):

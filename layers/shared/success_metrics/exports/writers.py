@@ -13,8 +13,8 @@ return) are neutralised with a leading apostrophe in CSV, and stored as plain st
 from __future__ import annotations
 
 import csv
-import io
 import json
+import operator
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +41,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# One encoder for every cell and line: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, default=_json_default, separators=(",", ":"))
+
+
 class Writer(Protocol):
     columns: list[str]
     rows: int
@@ -52,6 +56,21 @@ class Writer(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
+class _Chunks:
+    """A write-only text sink that keeps what csv.writer wrote since the last take."""
+
+    __slots__ = ("chunks", "write")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.write = self.chunks.append
+
+    def take(self) -> bytes:
+        data = "".join(self.chunks).encode("utf-8")
+        self.chunks.clear()
+        return data
+
+
 class CsvWriter:
     """RFC 4180 CSV with a header row (unless `framed` is false: a slice of a larger file)."""
 
@@ -59,32 +78,66 @@ class CsvWriter:
         self.columns = list(columns)
         self.rows = rows
         self.framed = framed
-        self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
-
-    def _take(self) -> bytes:
-        data = self._buffer.getvalue().encode("utf-8")
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        return data
+        self._sink = _Chunks()
+        self._csv = csv.writer(self._sink, lineterminator="\r\n")
+        self._values = _values(self.columns)
 
     def write(self, row: dict[str, Any]) -> bytes:
-        prefix = b""
         if self.rows == 0 and self.framed:
             self._csv.writerow(self.columns)
-            prefix = self._take()
-        self._csv.writerow([_text(neutralise(row.get(c))) for c in self.columns])
+        self._csv.writerow(map(_csv_cell, self._values(row)))
         self.rows += 1
-        return prefix + self._take()
+        return self._sink.take()
 
     def finish(self) -> bytes:
         if self.rows == 0 and self.framed:
             self._csv.writerow(self.columns)
-            return self._take()
+            return self._sink.take()
         return b""
 
     def state(self) -> dict[str, Any]:
         return {"format": "csv", "columns": self.columns, "rows": self.rows}
+
+
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+
+
+def _values(columns: Sequence[str]) -> Any:
+    """row -> its values in column order (None for a missing column), fast for full rows."""
+    names = list(columns)
+    many = operator.itemgetter(*names) if len(names) > 1 else None
+
+    def values(row: dict[str, Any]) -> Sequence[Any]:
+        if many is not None:
+            try:
+                found: Sequence[Any] = many(row)
+                return found
+            except KeyError:
+                pass
+        return [row.get(c) for c in names]
+
+    return values
+
+
+def _csv_cell(value: Any) -> Any:
+    """One CSV cell: text neutralised, booleans as true/false, dates ISO 8601, objects JSON.
+
+    Dispatches on the exact type first: this runs for every cell of every row.
+    """
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value and value[0] in _FORMULA_FIRST else value
+    if value is None:
+        return ""
+    if kind is int or kind is float or kind is Decimal:
+        return value
+    if kind is datetime:
+        return value.isoformat()
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is dict:
+        return _COMPACT.encode(value)
+    return _text(neutralise(value))
 
 
 def _text(value: Any) -> Any:
@@ -93,7 +146,7 @@ def _text(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
+        return _COMPACT.encode(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
@@ -109,13 +162,8 @@ class NdjsonWriter:
 
     def write(self, row: dict[str, Any]) -> bytes:
         self.rows += 1
-        line = json.dumps(
-            {c: row.get(c) for c in self.columns},
-            ensure_ascii=False,
-            default=_json_default,
-            separators=(",", ":"),
-        )
-        return line.encode("utf-8") + b"\n"
+        line = _COMPACT.encode({c: row.get(c) for c in self.columns})
+        return (line + "\n").encode("utf-8")
 
     def finish(self) -> bytes:
         return b""
