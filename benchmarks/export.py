@@ -267,7 +267,8 @@ def end_to_end() -> None:
         elapsed = time.perf_counter() - begin
         job = jobs.get(org, export_id)
         days = (last_day - START.date()).days + 1
-        assert job.file is not None and job.file["rows"] == MOTO_EVENTS, job.status
+        if job.file is None or job.file["rows"] != MOTO_EVENTS:
+            raise SystemExit(f"the benchmark export did not finish: {job.status}")
         print(
             f"    {MOTO_EVENTS:,} rows over {days} days x 8 shards in {elapsed:.1f} s: "
             f"{MOTO_EVENTS / elapsed:,.0f} rows/s ({job.file['bytes'] / 1e6:.1f} MB, "
