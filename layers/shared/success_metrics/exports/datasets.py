@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -114,6 +115,11 @@ def days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
+# The SHARDS queries of a day run at once, each one page ahead of the writer: reading is
+# network-bound, and at most 2 x SHARDS pages (<= 1 MB each) are in memory.
+_READERS = ThreadPoolExecutor(max_workers=2 * SHARDS, thread_name_prefix="export-read")
+
+
 def _shard_items(
     org_id: str, day: date, shard: int, after: str | None, filters: Filters, now: float
 ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -145,13 +151,23 @@ def _shard_items(
     if filters.types:
         request["ExpressionAttributeNames"] = {"#type": "type"}
     client = aws.dynamodb()
+    # Submitted now, not on the first next(): the day's shards load side by side.
+    return _pages(client, request, _READERS.submit(client.query, **request))
+
+
+def _pages(
+    client: Any, request: dict[str, Any], pending: Future[Any]
+) -> Iterator[tuple[str, dict[str, Any]]]:
     while True:
-        page = client.query(**request)
+        page = pending.result()
+        if "LastEvaluatedKey" in page:
+            # Read ahead: the next page loads while this one is written out.
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            pending = _READERS.submit(client.query, **request)
         for item in page["Items"]:
             yield item["day_sk"]["S"], item
         if "LastEvaluatedKey" not in page:
             return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def event_rows(
