@@ -109,3 +109,37 @@ def test_xlsx_export_of_the_demo_season_arrives_by_email_and_matches_the_metrics
         if row[0] and str(row[0])[:4].isdigit()
     }
     assert monthly == {p["period"]: p["metrics"]["signups"]["total"] for p in metrics["periods"]}
+
+
+def test_smctl_requests_waits_for_and_downloads_an_export(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    job = stack.smctl_json(
+        "export",
+        "create",
+        "--format",
+        "csv",
+        "--compression",
+        "gzip",
+        "--from",
+        SEASON["from"],
+        "--to",
+        SEASON["to"],
+        "--type",
+        "user.signed_up",
+        "--wait",
+    )
+    assert job["status"] == "succeeded", job
+    target = tmp_path / "signups.csv.gz"
+
+    saved = stack.smctl_json("export", "download", job["id"], "-o", str(target))
+
+    import csv
+    import gzip
+
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(target.read_bytes()).decode())))
+    assert saved["bytes"] == target.stat().st_size == job["file"]["bytes"]
+    assert len(rows) == job["progress"]["rows"] > 0
+    assert {r["type"] for r in rows} == {"user.signed_up"}
+    listed = stack.smctl_json("export", "list")
+    assert job["id"] in [e["id"] for e in listed["exports"]]

@@ -33,6 +33,9 @@ STACK_OUTPUTS = {
     "MetricsClaimsTableName": "METRICS_CLAIMS_TABLE",
     "DeliveryQueueUrl": "DELIVERY_QUEUE_URL",
     "DeliveriesTableName": "DELIVERIES_TABLE",
+    "ExportsTableName": "EXPORTS_TABLE",
+    "ExportQueueUrl": "EXPORT_QUEUE_URL",
+    "ExportsBucketName": "EXPORTS_BUCKET",
 }
 
 
@@ -596,6 +599,131 @@ def _positive(value: str) -> int:
     return number
 
 
+# ------------------------------------------------------------------ exports (through the API)
+
+
+def _api(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """The API's URL and the Authorization header of an admin key."""
+    local = local_stack(args)
+    orgs = local.get("organizations") or [{}]
+    key = args.api_key or os.environ.get("SM_API_KEY") or orgs[0].get("api_key")
+    api_url = args.api_url or os.environ.get("SM_API_URL") or local.get("api_url")
+    if not (key and api_url):
+        raise CliError(
+            "give --api-key (or SM_API_KEY) and --api-url (or SM_API_URL), "
+            "or start the local stack so .local/stack.json provides them"
+        )
+    return str(api_url).rstrip("/"), {"Authorization": f"Bearer {key}"}
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    import httpx
+
+    api_url, headers = _api(args)
+    try:
+        response = httpx.request(method, api_url + path, headers=headers, timeout=60, **kwargs)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {api_url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise CliError(f"{response.status_code}: {detail}")
+    return response
+
+
+def _export_line(job: dict[str, Any]) -> str:
+    progress = job["progress"]
+    percent = "" if progress["percent"] is None else f" {progress['percent']:.0f}%"
+    line = (
+        f"{job['id']}  {job['status']}{percent}  {job['dataset']} {job['format']} "
+        f"{job['range']['from']}..{job['range']['to']}  {progress['rows']:,} rows"
+    )
+    if job.get("error"):
+        line += f"  error: {job['error']}"
+    return line
+
+
+def _wait(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + args.timeout
+    while job["status"] in ("queued", "running"):
+        if time.monotonic() > deadline:
+            raise CliError(f"export {job['id']} is still {job['status']} after {args.timeout} s")
+        if not args.json:
+            print(_export_line(job), file=sys.stderr)
+        time.sleep(2)
+        job = _call(args, "GET", f"/v1/exports/{job['id']}").json()
+    return job
+
+
+def cmd_export_create(args: argparse.Namespace) -> None:
+    body: dict[str, Any] = {
+        "dataset": args.dataset,
+        "format": args.format,
+        "from": args.date_from,
+        "to": args.date_to,
+        "compression": args.compression,
+        "notify": args.notify or [],
+    }
+    filters: dict[str, Any] = {}
+    if args.type:
+        filters["types"] = args.type
+    if args.user_type:
+        filters["user_type"] = args.user_type
+    if filters:
+        body["filters"] = filters
+    if args.granularity:
+        body["granularity"] = args.granularity
+    job = _call(args, "POST", "/v1/exports", json=body).json()
+    if args.wait:
+        job = _wait(args, job)
+        if job["status"] != "succeeded":
+            _print(args, job, _export_line(job))
+            raise SystemExit(1)
+    _print(args, job, _export_line(job))
+
+
+def cmd_export_show(args: argparse.Namespace) -> None:
+    job = _call(args, "GET", f"/v1/exports/{args.export_id}").json()
+    if args.wait:
+        job = _wait(args, job)
+    _print(args, job, _export_line(job))
+
+
+def cmd_export_list(args: argparse.Namespace) -> None:
+    answer = _call(args, "GET", "/v1/exports", params={"limit": str(args.limit)}).json()
+    _print(args, answer, "\n".join(_export_line(j) for j in answer["exports"]) or "no exports")
+
+
+def cmd_export_cancel(args: argparse.Namespace) -> None:
+    job = _call(args, "DELETE", f"/v1/exports/{args.export_id}").json()
+    _print(args, job, _export_line(job))
+
+
+def cmd_export_download(args: argparse.Namespace) -> None:
+    import httpx
+
+    link = _call(args, "GET", f"/v1/exports/{args.export_id}/download")
+    if link.status_code != 302:
+        raise CliError(f"expected a redirect to the file, got {link.status_code}")
+    target = Path(args.output)
+    size = 0
+    try:
+        with httpx.stream("GET", link.headers["location"], timeout=300) as response:
+            if response.status_code != 200:
+                raise CliError(f"the file could not be fetched: {response.status_code}")
+            with target.open("wb") as out:
+                for block in response.iter_bytes(1024 * 1024):
+                    out.write(block)
+                    size += len(block)
+    except httpx.HTTPError as exc:
+        raise CliError(f"the file could not be fetched: {exc}") from exc
+    _print(args, {"path": str(target), "bytes": size}, f"saved {size:,} bytes to {target}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -713,6 +841,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(dlq, "replay", cmd_dlq_replay, "move dead-lettered messages back to their queue")
     p.add_argument("--queue", choices=sorted(QUEUES), default="delivery")
     p.add_argument("--max", type=_positive, default=1000)
+
+    export = groups.add_parser(
+        "export", help="exports, through the HTTP API with an admin key"
+    ).add_subparsers(dest="cmd", required=True)
+
+    def api_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api-key", help="admin API key (default: SM_API_KEY or the local demo)")
+        p.add_argument("--api-url", help="API base URL (default: SM_API_URL or the local stack)")
+        p.set_defaults(needs_aws=False)
+
+    p = command(export, "create", cmd_export_create, "request an export (and --wait for it)")
+    p.add_argument("--dataset", choices=["events", "metrics", "summary"], default="events")
+    p.add_argument("--format", choices=["csv", "json", "ndjson", "xlsx"], default="csv")
+    p.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
+    p.add_argument("--compression", choices=["none", "gzip"], default="none")
+    p.add_argument("--type", action="append", help="only this event type (repeatable)")
+    p.add_argument("--user-type", choices=["supplier", "couple", "staff"])
+    p.add_argument("--granularity", choices=["day", "week", "month", "season"])
+    p.add_argument("--notify", action="append", help="email the link here (repeatable)")
+    p.add_argument("--wait", action="store_true", help="wait until it finishes")
+    p.add_argument("--timeout", type=_positive, default=3600, help="seconds to --wait")
+    api_options(p)
+    p = command(export, "show", cmd_export_show, "status and progress of an export")
+    p.add_argument("export_id")
+    p.add_argument("--wait", action="store_true", help="wait until it finishes")
+    p.add_argument("--timeout", type=_positive, default=3600, help="seconds to --wait")
+    api_options(p)
+    p = command(export, "list", cmd_export_list, "the organization's exports, newest first")
+    p.add_argument("--limit", type=_positive, default=20)
+    api_options(p)
+    p = command(export, "cancel", cmd_export_cancel, "cancel an export, or withdraw its file")
+    p.add_argument("export_id")
+    api_options(p)
+    p = command(export, "download", cmd_export_download, "save an export's file")
+    p.add_argument("export_id")
+    p.add_argument("-o", "--output", required=True, help="where to save the file")
+    api_options(p)
 
     secret = groups.add_parser("secret", help="webhook signing secrets").add_subparsers(
         dest="cmd", required=True
