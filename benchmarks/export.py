@@ -6,7 +6,11 @@
     save) - target >= 0.7;
 (b) memory: peak RSS of a 1,000,000-row CSV export through the same pipeline divided by a
     100,000-row one, each in a fresh process - target <= 1.2, and <= 256 MB absolute;
-(c) end to end on moto (in-process): events read from the ByDay index, written, uploaded in
+(c) per-slice CPU cost on AWS's read path, without moto: a 1 MB DynamoDB Query response page as
+    it arrives on the wire, parsed by botocore, each item's stored document decoded into a row
+    and written as CSV - rows/s of one worker core, the figure docs/exports.md uses to size the
+    fan-out of a 10,000,000-row export;
+(d) end to end on moto (in-process): events read from the ByDay index, written, uploaded in
     multipart parts, completed and hashed - rows/s of one slice worker, for scale (moto's Query
     is ~100x slower than DynamoDB's, so this is a floor, not an AWS figure).
 """
@@ -214,7 +218,7 @@ def end_to_end() -> None:
     """One slice worker on moto: read, write, upload, complete, hash; rows/s."""
     from moto import mock_aws
 
-    print(f"(c) end to end on in-process moto, {MOTO_EVENTS:,} events, one slice worker")
+    print(f"(d) end to end on in-process moto, {MOTO_EVENTS:,} events, one slice worker")
     with mock_aws():
         from devstack.lambda_events import LambdaContext, sqs_record
         from devstack.provision import provision
@@ -276,6 +280,72 @@ def end_to_end() -> None:
         )
 
 
+def stored_items(count: int, org: str = "org_bench") -> list[dict[str, Any]]:
+    """Items exactly as the events table holds them (the ByDay index projects them all)."""
+    from success_metrics import event_store
+    from success_metrics.models.events import Event
+
+    found = []
+    for i, (row, _) in enumerate(rows(count)):
+        event = Event.model_validate(
+            {
+                "id": row["event_id"],
+                "type": row["type"],
+                "occurred_at": row["occurred_at"].isoformat(),
+                "user_id": row["user_id"],
+                "user_type": "couple",
+                "properties": row["properties"],
+                "revenue": {"amount": str(row["revenue_amount"]), "currency": "GBP"}
+                if row["revenue_amount"]
+                else None,
+                "context": {"country": "GB", "region": "London", "device": row["device"]},
+                "consent": {"analytics": True, "marketing": False},
+            }
+        )
+        doc = event_store.document(event, org, 1_780_000_000)
+        found.append(event_store.item(event, org, f"msg_{i}", doc, 730))
+    return found
+
+
+def read_path() -> float:
+    """rows/s of parse (botocore) + decode + CSV write for 1 MB Query pages."""
+    from botocore.parsers import create_parser
+    from botocore.session import get_session
+
+    from success_metrics.exports import datasets, worker, writers
+
+    items = stored_items(3000)
+    page: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        size += len(json.dumps(item))
+        if size > 1024 * 1024:
+            break
+        page.append({"day_sk": item["day_sk"], "body": item["body"]})
+    body = json.dumps({"Items": page, "Count": len(page), "ScannedCount": len(page)}).encode()
+    shape = get_session().get_service_model("dynamodb").operation_model("Query").output_shape
+    parser = create_parser("json")
+    best = float("inf")
+    for _ in range(RUNS):
+        writer = writers.text_writer("csv", columns())
+        buffer = worker.PartBuffer(False, 8 * 1024 * 1024)
+        begin = time.perf_counter()
+        for _ in range(5):
+            parsed = parser.parse({"status_code": 200, "headers": {}, "body": body}, shape)
+            for item in parsed["Items"]:
+                buffer.add(writer.write(datasets.event_row(json.loads(item["body"]["S"]))))
+                if buffer.full():
+                    buffer.take()
+        best = min(best, time.perf_counter() - begin)
+    rate = 5 * len(page) / best
+    print("(c) one worker core on AWS's read path (botocore parse + decode + CSV), no moto")
+    print(
+        f"    {len(page):,} items per 1 MB page ({len(body) / len(page):.0f} B each on the wire): "
+        f"{rate:,.0f} rows/s per worker"
+    )
+    return rate
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--rss-child":
         peak_rss_child(int(sys.argv[2]))
@@ -283,6 +353,7 @@ def main() -> None:
     print("Export benchmark")
     throughput()
     memory()
+    read_path()
     end_to_end()
 
 

@@ -51,7 +51,7 @@ class Settings(BaseModel):
     # S3_UPLOAD_PART_MIN_SIZE to exercise many parts on little data.
     export_part_bytes: int = Field(8 * 1024 * 1024, alias="EXPORT_PART_BYTES", ge=1024)
     # Rows per worker slice; a larger export fans out over several workers.
-    export_slice_rows: int = Field(2_000_000, alias="EXPORT_SLICE_ROWS", ge=1)
+    export_slice_rows: int = Field(200_000, alias="EXPORT_SLICE_ROWS", ge=1)
     export_max_slices: int = Field(64, alias="EXPORT_MAX_SLICES", ge=1, le=1000)
     # A worker hands over to a fresh invocation when less than this is left.
     export_handover_ms: int = Field(60_000, alias="EXPORT_HANDOVER_MS", ge=0)

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import secrets
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -43,6 +46,9 @@ from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
 
 COPY_MAX = 5 * 1024**3  # S3's largest UploadPartCopy range
+HASH_RANGE = 16 * 1024 * 1024
+HASH_AHEAD = 4  # ranges in flight while hashing: at most 64 MiB in memory
+_IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="export-io")
 CHECK_EVERY = 256  # rows between remaining-time checks
 
 
@@ -529,6 +535,8 @@ class _Assembler:
         self.part_bytes = get_settings().export_part_bytes
         self.buffer = bytearray()
         self.parts: list[Any] = []
+        # Server-side copies run side by side; only their ETags are needed, at completion.
+        self._copies: list[tuple[int, Future[Any]]] = []
         self.upload_id = aws.s3().create_multipart_upload(
             Bucket=_bucket(), Key=key, ContentType=_content_type(job, "final")
         )["UploadId"]
@@ -565,7 +573,8 @@ class _Assembler:
             elif size - offset >= self.part_bytes:
                 take = min(size - offset, COPY_MAX)
                 number = len(self.parts) + 1
-                answer = aws.s3().upload_part_copy(
+                copy = _IO.submit(
+                    aws.s3().upload_part_copy,
                     Bucket=_bucket(),
                     Key=self.key,
                     UploadId=self.upload_id,
@@ -573,7 +582,8 @@ class _Assembler:
                     CopySource={"Bucket": _bucket(), "Key": source},
                     CopySourceRange=f"bytes={offset}-{offset + take - 1}",
                 )
-                self.parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+                self.parts.append({"PartNumber": number, "ETag": ""})
+                self._copies.append((number, copy))
                 offset += take
             else:
                 self.add(self._read(source, offset, size))
@@ -586,6 +596,8 @@ class _Assembler:
                 aws.s3().put_object(Bucket=_bucket(), Key=self.key, Body=b"")
                 return
             self._flush()
+        for number, copy in self._copies:
+            self.parts[number - 1]["ETag"] = copy.result()["CopyPartResult"]["ETag"]
         aws.s3().complete_multipart_upload(
             Bucket=_bucket(),
             Key=self.key,
@@ -657,12 +669,24 @@ def _render(job: jobs.Job, summary: dict[str, Any]) -> tuple[int, str]:
 
 
 def _hash(key: str) -> tuple[int, str]:
-    body = aws.s3().get_object(Bucket=_bucket(), Key=key)["Body"]
+    """Size and SHA-256 of an object, read as ranges a few at a time (in order, bounded)."""
+    size = aws.s3().head_object(Bucket=_bucket(), Key=key)["ContentLength"]
     digest = hashlib.sha256()
-    size = 0
-    for block in body.iter_chunks(chunk_size=8 * 1024 * 1024):
-        digest.update(block)
-        size += len(block)
+
+    def fetch(start: int) -> bytes:
+        end = min(size, start + HASH_RANGE) - 1
+        body = aws.s3().get_object(Bucket=_bucket(), Key=key, Range=f"bytes={start}-{end}")
+        data: bytes = body["Body"].read()
+        return data
+
+    window: deque[Future[bytes]] = deque()
+    starts = iter(range(0, size, HASH_RANGE))
+    for start in itertools.islice(starts, HASH_AHEAD):
+        window.append(_IO.submit(fetch, start))
+    while window:
+        digest.update(window.popleft().result())
+        for start in itertools.islice(starts, 1):
+            window.append(_IO.submit(fetch, start))
     return size, digest.hexdigest()
 
 
