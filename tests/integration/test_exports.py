@@ -545,6 +545,17 @@ def test_an_expired_link_is_gone(world: World) -> None:
     assert "expired" in answer.json["detail"]
 
 
+def test_an_xlsx_export_too_large_for_excel_fails_with_a_reason(
+    world: World, env: pytest.MonkeyPatch
+) -> None:
+    setenv(env, EXPORT_XLSX_MAX_ROWS=100)
+    job = world.export(format="xlsx", notify=["ops@example.com"], **SEASON)
+
+    assert job["status"] == "failed"
+    assert f"about {EVENT_COUNT:,} rows match" in job["error"]
+    assert "CSV" in job["error"]
+
+
 def test_a_failed_export_emails_the_error_in_plain_words(
     world: World, env: pytest.MonkeyPatch
 ) -> None:

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     export_max_slices: int = Field(64, alias="EXPORT_MAX_SLICES", ge=1, le=1000)
     # A worker hands over to a fresh invocation when less than this is left.
     export_handover_ms: int = Field(60_000, alias="EXPORT_HANDOVER_MS", ge=0)
+    # An Excel workbook is rendered by one worker (~2,500 rows/s): bounded to fit its 15 min.
+    export_xlsx_max_rows: int = Field(1_500_000, alias="EXPORT_XLSX_MAX_ROWS", ge=1)
     # Rows per XLSX data sheet (Excel's own limit is 1,048,576).
     export_sheet_rows: int = Field(1_000_000, alias="EXPORT_SHEET_ROWS", ge=1, le=1_048_575)
     # Deliveries of one export message before the job fails (the queue's maxReceiveCount).

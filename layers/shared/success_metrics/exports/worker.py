@@ -248,6 +248,13 @@ def plan(job: jobs.Job, now: float) -> jobs.Job | None:
         counts = datasets.day_counts(job.org_id, r.start, r.end, r.filters, now)
         estimate = sum(counts.values())
         slices = _slices(counts, r.start, r.end)
+        limit = get_settings().export_xlsx_max_rows
+        if r.format is Format.XLSX and estimate > limit:
+            raise ExportFailed(
+                f"about {estimate:,} rows match, more than the {limit:,} an Excel export can "
+                "hold and render in one go; ask for CSV or NDJSON (gzip keeps it small), or a "
+                "shorter range"
+            )
     else:
         result = (
             month
