@@ -36,6 +36,7 @@ STACK_OUTPUTS = {
     "ExportsTableName": "EXPORTS_TABLE",
     "ExportQueueUrl": "EXPORT_QUEUE_URL",
     "ExportsBucketName": "EXPORTS_BUCKET",
+    "PrivacyTableName": "PRIVACY_TABLE",
 }
 
 

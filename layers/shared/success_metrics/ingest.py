@@ -16,7 +16,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from success_metrics import aws, event_store, organizations, rate_limit, signing, sync_queue
+from success_metrics import (
+    aws,
+    consent,
+    event_store,
+    organizations,
+    rate_limit,
+    signing,
+    sync_queue,
+)
 from success_metrics.errors import (
     ConflictError,
     MalformedJsonError,
@@ -179,6 +187,15 @@ def _process(
         if o != event_store.Outcome.DUPLICATE
     ]
     duplicates += sum(1 for o in outcomes if o == event_store.Outcome.DUPLICATE)
+    decisions = [
+        json.loads(s.document)
+        for s, o in zip(unique, outcomes, strict=True)
+        if o != event_store.Outcome.DUPLICATE and s.event.type == consent.DECISION
+    ]
+    if decisions:
+        # Recorded before the batch is queued: the sync path sees a withdrawal before it
+        # routes any event accepted after it.
+        consent.record_decisions(org.org_id, decisions, org.retention_days, received_at)
     if to_queue:
         settings = get_settings()
         # Both queues carry the same messages: one failing consumer never holds up the other.

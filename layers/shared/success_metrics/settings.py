@@ -22,6 +22,7 @@ class Settings(BaseModel):
     metrics_claims_table: str = Field("", alias="METRICS_CLAIMS_TABLE")
     delivery_queue_url: str = Field("", alias="DELIVERY_QUEUE_URL")
     deliveries_table: str = Field("", alias="DELIVERIES_TABLE")
+    privacy_table: str = Field("", alias="PRIVACY_TABLE")
     mixpanel_api_url: str = Field("https://api.mixpanel.com", alias="MIXPANEL_API_URL")
     mixpanel_eu_api_url: str = Field("https://api-eu.mixpanel.com", alias="MIXPANEL_EU_API_URL")
     ga4_api_url: str = Field("https://www.google-analytics.com", alias="GA4_API_URL")

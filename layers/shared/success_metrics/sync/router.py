@@ -13,9 +13,10 @@ import base64
 import gzip
 import hashlib
 import json
+import time
 from typing import Any
 
-from success_metrics import destinations, organizations, sync_queue
+from success_metrics import consent, destinations, organizations, sync_queue
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
 from success_metrics.sync import privacy
@@ -44,9 +45,21 @@ def unpack_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     return list(body.get("events", []))
 
 
+def _with_current_consent(doc: dict[str, Any], state: dict[str, dict[str, bool]]) -> dict[str, Any]:
+    """The event as the consent gate must see it: the user's recorded analytics consent (the
+    latest decision) wins over the flag the event carries."""
+    user = doc.get("user_id") or doc.get("anonymous_id")
+    recorded = state.get(str(user), {}).get("analytics") if user else None
+    if recorded is None:
+        return doc
+    return {**doc, "consent": {**(doc.get("consent") or {}), "analytics": recorded}}
+
+
 def route(source_message_id: str, body: dict[str, Any]) -> int:
     """Queue the message's events for each enabled event destination; returns messages sent."""
     org = organizations.get_organization(body["org_id"])
+    # Recorded whatever the destinations: the history is kept for the user, not for a platform.
+    state = consent.effective(org.org_id, body["events"], org.retention_days, time.time())
     targets = [d for d in destinations.list_all(org.org_id) if d.enabled and d.kind in EVENT_KINDS]
     if not targets:
         return 0
@@ -59,7 +72,10 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
         for doc in body["events"]:
             if dest.kind == "webhook" and not dest.accepts(doc["type"]):
                 continue
-            safe = privacy.outbound(doc, key, analytics=analytics, anonymise_all=org.anonymise_all)
+            gated = _with_current_consent(doc, state) if analytics else doc
+            safe = privacy.outbound(
+                gated, key, analytics=analytics, anonymise_all=org.anonymise_all
+            )
             if safe is None:
                 withheld += 1
             else:

@@ -1,0 +1,30 @@
+"""GDPR routes about one user of the caller's organization: GET /v1/gdpr/users/{id}/consent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from success_metrics import admin, clock, consent
+from success_metrics.http import register_problem_handlers
+from success_metrics.models.organizations import Scope
+from success_metrics.observability import logger, metrics, traced
+
+app = APIGatewayHttpResolver()
+register_problem_handlers(app)
+admin.require_principal(app)
+
+
+@app.get("/v1/gdpr/users/<user_id>/consent")
+def get_consent(user_id: str) -> dict[str, Any]:
+    caller = admin.principal(app).require(Scope.GDPR_WRITE)
+    return consent.view(caller.org_id, user_id, clock.now())
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+@traced
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

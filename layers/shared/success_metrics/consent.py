@@ -1,0 +1,203 @@
+"""Consent records: each user's current consent per purpose, and its history (SPEC §7).
+
+Items in the privacy table, `pk = <org>#<user>`:
+- `sk = consent#<purpose>`: the current state (granted or withdrawn, as of when, which event);
+- `sk = history#<occurred_at>#<event id>#<purpose>`: one entry per change, keyed by the event,
+  so recording the same event twice (a redelivery) writes the same item.
+
+Two sources, with different authority:
+- a `consent.updated` event is a decision: recorded at ingest, before its batch is queued, and it
+  replaces the current state unless a later decision is already recorded;
+- the `consent` field of any other event only tells the state where nothing is recorded yet (the
+  sync router records it then). It never overrides a recorded decision: after a withdrawal, later
+  events carrying a stale `"analytics": true` are not forwarded.
+
+The sync router reads the current state when it routes, so forwarding follows the latest
+decision, not the flag an event happens to carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from success_metrics import aws
+from success_metrics.errors import NotFoundError
+from success_metrics.settings import get_settings
+
+PURPOSES = ("analytics", "marketing")
+DECISION = "consent.updated"
+FIELD = "event"
+
+
+def _table() -> str:
+    return get_settings().privacy_table
+
+
+def _pk(org_id: str, user: str) -> str:
+    return f"{org_id}#{user}"
+
+
+def _actor(doc: dict[str, Any]) -> str | None:
+    actor = doc.get("user_id") or doc.get("anonymous_id")
+    return str(actor) if actor else None
+
+
+def _write(
+    org_id: str,
+    doc: dict[str, Any],
+    purpose: str,
+    granted: bool,
+    source: str,
+    expires_at: int,
+    now: float,
+) -> bool:
+    """Make (purpose, granted) current unless something newer (or, for the event field,
+    anything) is recorded; add the history entry when it did. True if it became current."""
+    user = _actor(doc)
+    assert user is not None
+    occurred = str(doc["occurred_at"])
+    if source == DECISION:
+        condition = "attribute_not_exists(pk) OR updated_at <= :occurred"
+    else:
+        condition = "attribute_not_exists(pk)"
+    values: dict[str, Any] = {
+        ":granted": {"BOOL": granted},
+        ":occurred": {"S": occurred},
+        ":event": {"S": str(doc["id"])},
+        ":source": {"S": source},
+        ":expires": {"N": str(expires_at)},
+    }
+    try:
+        aws.dynamodb().update_item(
+            TableName=_table(),
+            Key={"pk": {"S": _pk(org_id, user)}, "sk": {"S": f"consent#{purpose}"}},
+            UpdateExpression="SET granted = :granted, updated_at = :occurred, "
+            "source_event = :event, #source = :source, expires_at = :expires",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#source": "source"},
+            ExpressionAttributeValues=values,
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    aws.dynamodb().put_item(
+        TableName=_table(),
+        Item={
+            "pk": {"S": _pk(org_id, user)},
+            "sk": {"S": f"history#{occurred}#{doc['id']}#{purpose}"},
+            "purpose": {"S": purpose},
+            "granted": {"BOOL": granted},
+            "occurred_at": {"S": occurred},
+            "source_event": {"S": str(doc["id"])},
+            "source": {"S": source},
+            "recorded_at": {"N": str(int(now))},
+            "expires_at": {"N": str(expires_at)},
+        },
+    )
+    return True
+
+
+def record_decisions(
+    org_id: str, docs: Iterable[dict[str, Any]], retention_days: int, now: float
+) -> int:
+    """Record the `consent.updated` events among `docs` (at ingest); returns changes made."""
+    changed = 0
+    expires_at = int(now) + retention_days * 86400
+    for doc in docs:
+        if doc.get("type") != DECISION or not _actor(doc):
+            continue
+        for purpose in PURPOSES:
+            value = (doc.get("consent") or {}).get(purpose)
+            if isinstance(value, bool):
+                changed += _write(org_id, doc, purpose, value, DECISION, expires_at, now)
+    return changed
+
+
+def current(org_id: str, users: Iterable[str], now: float) -> dict[str, dict[str, bool]]:
+    """{user: {purpose: granted}} for the users with live records (batched reads)."""
+    keys = [
+        {"pk": {"S": _pk(org_id, u)}, "sk": {"S": f"consent#{p}"}}
+        for u in sorted(set(users))
+        for p in PURPOSES
+    ]
+    found: dict[str, dict[str, bool]] = {}
+    client = aws.dynamodb()
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {_table(): {"Keys": keys[start : start + 100]}}
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(_table(), []):
+                if int(item.get("expires_at", {}).get("N", "0")) <= now:
+                    continue
+                user = item["pk"]["S"].split("#", 1)[1]
+                purpose = item["sk"]["S"].split("#", 1)[1]
+                found.setdefault(user, {})[purpose] = item["granted"]["BOOL"]
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def effective(
+    org_id: str, docs: list[dict[str, Any]], retention_days: int, now: float
+) -> dict[str, dict[str, bool]]:
+    """The consent the sync path applies to each user of `docs`, recording the event field as
+    the initial state of users with no record yet."""
+    users = {u for u in (_actor(d) for d in docs) if u}
+    state = current(org_id, users, now)
+    expires_at = int(now) + retention_days * 86400
+    for doc in docs:
+        user = _actor(doc)
+        if not user or doc.get("type") == DECISION:
+            continue
+        for purpose in PURPOSES:
+            value = (doc.get("consent") or {}).get(purpose)
+            if isinstance(value, bool) and purpose not in state.get(user, {}):
+                _write(org_id, doc, purpose, value, FIELD, expires_at, now)
+                state.setdefault(user, {})[purpose] = value
+    return state
+
+
+def view(org_id: str, user_id: str, now: float, limit: int = 1000) -> dict[str, Any]:
+    """GET /v1/gdpr/users/{user_id}/consent: the current state and the history, newest first."""
+    pages = (
+        aws.dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(),
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": _pk(org_id, user_id)},
+                ":now": {"N": str(int(now))},
+            },
+            ScanIndexForward=False,
+        )
+    )
+    state: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    for page in pages:
+        for item in page["Items"]:
+            sk = item["sk"]["S"]
+            if sk.startswith("consent#"):
+                state[sk.split("#", 1)[1]] = {
+                    "granted": item["granted"]["BOOL"],
+                    "since": item["updated_at"]["S"],
+                    "source_event": item["source_event"]["S"],
+                    "source": item["source"]["S"],
+                }
+            elif sk.startswith("history#") and len(history) < limit:
+                history.append(
+                    {
+                        "purpose": item["purpose"]["S"],
+                        "granted": item["granted"]["BOOL"],
+                        "occurred_at": item["occurred_at"]["S"],
+                        "source_event": item["source_event"]["S"],
+                        "source": item["source"]["S"],
+                    }
+                )
+    if not state and not history:
+        raise NotFoundError(f"no consent is recorded for user {user_id!r}")
+    return {"user_id": user_id, "current": state, "history": history}

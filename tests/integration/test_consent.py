@@ -1,0 +1,137 @@
+"""Consent records: decisions at ingest, the event field as the initial state, history, and the
+sync path following the latest decision rather than the flag an event carries."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from devstack.lambda_events import http_event
+from devstack.provision import Stack
+from devstack.sink import Sink
+from success_metrics import consent, organizations
+from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.sync import platforms
+from tests.integration.test_admin import authorize
+from tests.integration.test_sync import admin_setup, recent_events, run_sync  # noqa: F401
+from tests.support import invoke_http, post_events
+
+
+def decision(user: str, analytics: bool, minutes_ago: int = 30, **extra: Any) -> dict[str, Any]:
+    moment = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    return {
+        "id": f"evt_consent_{user}_{minutes_ago}_{analytics}",
+        "type": "consent.updated",
+        "occurred_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "user_id": user,
+        "user_type": "couple",
+        "consent": {"analytics": analytics, **extra},
+    }
+
+
+def get_consent(authorizer: Any, api_key: str, user: str) -> Any:
+    from gdpr_api import app
+
+    event = http_event(
+        "GET",
+        f"/v1/gdpr/users/{user}/consent",
+        route_key="GET /v1/gdpr/users/{user_id}/consent",
+        path_parameters={"user_id": user},
+        headers={"authorization": f"Bearer {api_key}"},
+        authorizer=authorize(authorizer, api_key)["context"],
+    )
+    return invoke_http(app.lambda_handler, "GdprApiFunction", event)
+
+
+def test_a_withdrawal_stops_forwarding_even_when_later_events_carry_a_stale_flag(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    sink: Sink,
+    admin_setup: str,  # noqa: F811
+) -> None:
+    before = recent_events(3, user_id="usr_bride")
+    assert (
+        post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": before}).status
+        == 202
+    )
+    run_sync(stack)
+    # The user withdraws; the producer keeps sending the old flag
+    withdrawn = decision("usr_bride", False, minutes_ago=5)
+    after = recent_events(4, user_id="usr_bride", consent={"analytics": True, "marketing": False})
+    other = recent_events(2, user_id="usr_groom")
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": [withdrawn]})
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": after + other})
+
+    run_sync(stack)
+
+    imported = {
+        r["properties"]["$insert_id"]
+        for request in sink.requests("/import")
+        for r in json.loads(request["body"])
+    }
+    assert {platforms.insert_id(e["id"]) for e in before} <= imported
+    assert not {platforms.insert_id(e["id"]) for e in after} & imported
+    assert {platforms.insert_id(e["id"]) for e in other} <= imported
+    # the customer's own webhook is not an analytics platform: it still gets them
+    hooked = [
+        e["id"] for r in sink.requests("/webhooks/acme") for e in json.loads(r["body"])["events"]
+    ]
+    assert {e["id"] for e in after} <= set(hooked)
+
+
+def test_consent_state_and_history_through_the_api(
+    stack: Stack,
+    org: CreatedOrganization,
+    other_org: CreatedOrganization,
+    webhook_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+    admin_setup: str,  # noqa: F811
+) -> None:
+    # First seen through an ordinary event's field, then two decisions, one sent twice
+    first = recent_events(1, user_id="usr_ana", consent={"analytics": True, "marketing": False})
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": first})
+    run_sync(stack)
+    grant = decision("usr_ana", True, minutes_ago=20, marketing=True)
+    withdraw = decision("usr_ana", False, minutes_ago=10)
+    for event in (grant, withdraw, withdraw):
+        post_events(webhook_handler, org.org_id, org.webhook_secret, event)
+    # A decision that arrives late (older than the recorded one) goes to history only
+    late = decision("usr_ana", True, minutes_ago=25)
+    post_events(webhook_handler, org.org_id, org.webhook_secret, late)
+
+    answer = get_consent(authorizer_handler, org.api_key, "usr_ana")
+
+    assert answer.status == 200, answer
+    current = answer.json["current"]
+    assert current["analytics"]["granted"] is False
+    assert current["analytics"]["source_event"] == withdraw["id"]
+    assert current["marketing"]["granted"] is True
+    assert current["marketing"]["source_event"] == grant["id"]
+    history = answer.json["history"]
+    assert [(h["purpose"], h["granted"], h["source"]) for h in history] == [
+        ("analytics", False, "consent.updated"),
+        ("marketing", True, "consent.updated"),
+        ("analytics", True, "consent.updated"),
+        ("marketing", False, "event"),
+        ("analytics", True, "event"),
+    ]
+    # another organization, a key without the scope, an unknown user
+    assert get_consent(authorizer_handler, other_org.api_key, "usr_ana").status == 404
+    reader = organizations.create_api_key(org.org_id, [Scope.METRICS_READ])
+    assert get_consent(authorizer_handler, reader.api_key, "usr_ana").status == 403
+    missing = get_consent(authorizer_handler, org.api_key, "usr_nobody")
+    assert missing.status == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_expired_consent_records_are_not_read(stack: Stack, org: CreatedOrganization) -> None:
+    now = datetime.now(UTC).timestamp()
+    doc = decision("usr_old", False)
+    consent.record_decisions(org.org_id, [doc], retention_days=1, now=now)
+
+    assert consent.current(org.org_id, ["usr_old"], now) == {"usr_old": {"analytics": False}}
+    # two days later (a frozen clock), TTL may not have run yet: the record is not used
+    assert consent.current(org.org_id, ["usr_old"], now + 2 * 86400) == {}
