@@ -237,7 +237,9 @@ def find(org_id: str, export_id: str) -> Job | None:
         .get_item(TableName=_table(), Key=_key(org_id, export_id), ConsistentRead=True)
         .get("Item")
     )
-    return _from_item(item) if item else None
+    if item is None or int(item.get("expires_at", {}).get("N", "0")) <= time.time():
+        return None  # past its retention: TTL may not have removed it yet
+    return _from_item(item)
 
 
 def get(org_id: str, export_id: str) -> Job:
@@ -254,7 +256,12 @@ def list_jobs(org_id: str, limit: int, cursor: str | None) -> tuple[list[Job], s
     request: dict[str, Any] = {
         "TableName": _table(),
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :job)",
-        "ExpressionAttributeValues": {":pk": {"S": f"org#{org_id}"}, ":job": {"S": "job#"}},
+        "FilterExpression": "expires_at > :now",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"org#{org_id}"},
+            ":job": {"S": "job#"},
+            ":now": {"N": str(int(time.time()))},
+        },
         "ScanIndexForward": False,
         "Limit": limit,
     }

@@ -31,8 +31,8 @@ def summary(org_id: str, delivery_id: str) -> dict[str, Any] | None:
         )
         .get("Item")
     )
-    if item is None:
-        return None
+    if item is None or int(item.get("expires_at", {}).get("N", "0")) <= time.time():
+        return None  # past the log's retention: TTL may not have removed it yet
     doc: dict[str, Any] = json.loads(item["doc"]["S"])
     return doc
 
