@@ -1,14 +1,16 @@
-"""GDPR routes about one user of the caller's organization: GET /v1/gdpr/users/{id}/consent."""
+"""GDPR routes about one user of the caller's organization: consent, access requests."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from success_metrics import admin, clock, consent
-from success_metrics.http import register_problem_handlers
+from success_metrics.exports import api as exports
+from success_metrics.http import json_body, register_problem_handlers
 from success_metrics.models.organizations import Scope
 from success_metrics.observability import logger, metrics, traced
 
@@ -21,6 +23,19 @@ admin.require_principal(app)
 def get_consent(user_id: str) -> dict[str, Any]:
     caller = admin.principal(app).require(Scope.GDPR_WRITE)
     return consent.view(caller.org_id, user_id, clock.now())
+
+
+@app.post("/v1/gdpr/access-requests")
+def access_request() -> Response[str]:
+    job, headers = exports.access_request(
+        admin.principal(app), json_body(app.current_event), clock.now()
+    )
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body=json.dumps(job),
+        headers={**headers, "Location": job["links"]["self"]},
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

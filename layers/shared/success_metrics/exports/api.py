@@ -13,7 +13,14 @@ from typing import Any
 from success_metrics import organizations, rate_limit
 from success_metrics.errors import ConflictError, GoneError, ValidationFailedError
 from success_metrics.exports import jobs, links
-from success_metrics.exports.models import ACTIVE, ExportRequest, ExportView, Progress, Status
+from success_metrics.exports.models import (
+    ACTIVE,
+    Dataset,
+    ExportRequest,
+    ExportView,
+    Progress,
+    Status,
+)
 from success_metrics.http import Principal, parse_model
 from success_metrics.models.organizations import Scope
 from success_metrics.observability import MetricUnit, logger, metrics
@@ -72,12 +79,34 @@ def view(job: jobs.Job) -> dict[str, Any]:
 
 def create(caller: Principal, body: Any, now: float) -> tuple[dict[str, Any], dict[str, str]]:
     """POST /v1/exports -> (job view, rate-limit headers)."""
-    from success_metrics.exports import worker
-
     caller.require(Scope.EXPORTS_WRITE)
     if not isinstance(body, dict):
         raise ValidationFailedError("the body is a JSON object describing the export")
     request = parse_model(ExportRequest, body, "export request")
+    if request.dataset is Dataset.ACCESS:
+        raise ValidationFailedError(
+            "an access export is made with POST /v1/gdpr/access-requests (scope gdpr:write)"
+        )
+    return submit(caller, request, now)
+
+
+def access_request(
+    caller: Principal, body: Any, now: float
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """POST /v1/gdpr/access-requests: a JSON export of everything held on one user."""
+    from success_metrics.exports import access
+
+    caller.require(Scope.GDPR_WRITE)
+    today = datetime.fromtimestamp(now, tz=UTC).date()
+    return submit(caller, access.request(caller.org_id, body, today), now)
+
+
+def submit(
+    caller: Principal, request: ExportRequest, now: float
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Queue a job within the key's hourly limit and the organization's running cap."""
+    from success_metrics.exports import worker
+
     org = organizations.get_organization(caller.org_id)
     export_id = jobs.new_export_id(now)
     jobs.claim_slot(org.org_id, export_id, org.limits.running_exports, now)

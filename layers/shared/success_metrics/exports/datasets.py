@@ -10,6 +10,7 @@ time order and `(day, last sort key)` is the whole cursor.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -62,10 +63,17 @@ METRIC_COLUMNS = (
     Column("value", "number"),
     Column("note"),
 )
+ACCESS_COLUMNS = (
+    Column("record"),
+    Column("at", "datetime"),
+    Column("id"),
+    Column("data", "json"),
+)
 COLUMNS: dict[Dataset, tuple[Column, ...]] = {
     Dataset.EVENTS: EVENT_COLUMNS,
     Dataset.METRICS: METRIC_COLUMNS,
     Dataset.SUMMARY: METRIC_COLUMNS,
+    Dataset.ACCESS: ACCESS_COLUMNS,
 }
 
 
@@ -292,3 +300,76 @@ def day_counts(
             wanted *= share
         counts[day] = int(wanted)
     return counts
+
+
+# ------------------------------------------------------------------ access requests
+
+
+def user_event_keys(
+    org_id: str, user: str, after: str | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(user sort key, base-table key) of the user's events, oldest first (ByUser is keys
+    only: the events themselves are read in batches)."""
+    request: dict[str, Any] = {
+        "TableName": get_settings().events_table,
+        "IndexName": "ByUser",
+        "KeyConditionExpression": "user_pk = :pk" + (" AND user_sk > :after" if after else ""),
+        "ExpressionAttributeValues": {":pk": {"S": f"{org_id}#{user}"}},
+    }
+    if after:
+        request["ExpressionAttributeValues"][":after"] = {"S": after}
+    client = aws.dynamodb()
+    while True:
+        page = client.query(**request)
+        for item in page["Items"]:
+            yield item["user_sk"]["S"], {"pk": item["pk"]}
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def user_events(
+    org_id: str, user: str, after: str | None, now: float
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """The user's stored event documents, oldest first, with the sort key of each."""
+    table = get_settings().events_table
+    client = aws.dynamodb()
+    keys = user_event_keys(org_id, user, after)
+    while True:
+        batch = list(itertools.islice(keys, 100))
+        if not batch:
+            return
+        found: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {table: {"Keys": [k for _, k in batch]}}
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(table, []):
+                if int(item["expires_at"]["N"]) > now:
+                    found[item["pk"]["S"]] = json.loads(item["body"]["S"])
+            request = answer.get("UnprocessedKeys") or {}
+        for sort_key, key in batch:
+            if key["pk"]["S"] in found:
+                yield found[key["pk"]["S"]], sort_key
+
+
+def access_rows(
+    org_id: str, user: str, extra: list[Row], cursor: Cursor | None, now: float
+) -> Iterator[tuple[Row, Cursor]]:
+    """Every stored event of the user, then `extra` (consent and delivery records, gathered
+    when the job was planned); resumable from the cursor."""
+    phase = (cursor or {}).get("phase", "events")
+    if phase == "events":
+        after = (cursor or {}).get("after")
+        for doc, sort_key in user_events(org_id, user, after, now):
+            row = {
+                "record": "event",
+                "at": _instant(doc["occurred_at"]),
+                "id": doc["id"],
+                "data": doc,
+            }
+            yield row, {"phase": "events", "after": sort_key}
+        cursor = None
+    skip = int((cursor or {}).get("index", 0))
+    for index, row in enumerate(extra):
+        if index >= skip:
+            yield row, {"phase": "extra", "index": index + 1}

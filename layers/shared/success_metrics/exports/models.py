@@ -23,6 +23,8 @@ class Dataset(StrEnum):
     EVENTS = "events"
     METRICS = "metrics"
     SUMMARY = "summary"
+    # Everything held on one user (GDPR access request); made by POST /v1/gdpr/access-requests.
+    ACCESS = "access"
 
 
 class Format(StrEnum):
@@ -81,12 +83,14 @@ class ExportRequest(BaseModel):
     )
     # Periods of the `metrics` dataset (the summary covers the whole range).
     granularity: Granularity = Granularity.DAY
+    # The user of an `access` export.
+    subject: str | None = Field(None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.start > self.end:
             raise ValueError("'from' must not be after 'to'")
-        if (self.end - self.start).days + 1 > MAX_RANGE_DAYS:
+        if (self.end - self.start).days + 1 > MAX_RANGE_DAYS and self.dataset is not Dataset.ACCESS:
             raise ValueError("the range is at most 3 years")
         if self.format is Format.XLSX and self.compression is Compression.GZIP:
             raise ValueError("xlsx is already compressed; use compression 'none'")
@@ -94,6 +98,8 @@ class ExportRequest(BaseModel):
             raise ValueError("filters apply to the events dataset only")
         if len(set(self.notify)) != len(self.notify):
             raise ValueError("notify lists an address twice")
+        if (self.dataset is Dataset.ACCESS) != (self.subject is not None):
+            raise ValueError("an access export names its subject, and only it does")
         return self
 
     def spec(self) -> dict[str, Any]:

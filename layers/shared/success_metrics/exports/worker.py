@@ -38,7 +38,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from success_metrics import aws
-from success_metrics.exports import datasets, jobs, links, summary_sheet, writers
+from success_metrics.exports import access, datasets, jobs, links, summary_sheet, writers
 from success_metrics.exports import email as emails
 from success_metrics.exports.models import CONTENT_TYPES, Compression, Dataset, Format, Status
 from success_metrics.metrics.periods import Granularity
@@ -240,30 +240,40 @@ def _slices(counts: dict[date, int], first: date, last: date) -> list[dict[str, 
 
 
 def plan(job: jobs.Job, now: float) -> jobs.Job | None:
-    """Snapshot the metrics, estimate, cut into slices, start. None if the job was cancelled."""
+    """Snapshot what the export needs besides events, estimate its rows, cut it into slices,
+    start it. None if the job was cancelled meanwhile."""
     r = job.request
-    month = datasets.metrics_result(job.org_id, r.start, r.end, Granularity.MONTH, now)
-    snapshot: dict[str, Any] = {"month": month}
-    if r.dataset is Dataset.EVENTS:
-        counts = datasets.day_counts(job.org_id, r.start, r.end, r.filters, now)
-        estimate = sum(counts.values())
-        slices = _slices(counts, r.start, r.end)
-        limit = get_settings().export_xlsx_max_rows
-        if r.format is Format.XLSX and estimate > limit:
-            raise ExportFailed(
-                f"about {estimate:,} rows match, more than the {limit:,} an Excel export can "
-                "hold and render in one go; ask for CSV or NDJSON (gzip keeps it small), or a "
-                "shorter range"
-            )
+    snapshot: dict[str, Any] = {}
+    whole = [{"from": r.start.isoformat(), "to": r.end.isoformat()}]
+    if r.dataset is Dataset.ACCESS:
+        assert r.subject is not None
+        found = access.gather(job.org_id, r.subject, now)
+        snapshot["extra"] = found["rows"]
+        estimate = found["events"] + len(found["rows"])
+        slices = whole
     else:
-        result = (
-            month
-            if r.dataset is Dataset.SUMMARY
-            else datasets.metrics_result(job.org_id, r.start, r.end, r.granularity, now)
-        )
-        snapshot["dataset"] = result
-        estimate = sum(1 for _ in datasets.metric_rows(result, r.dataset is Dataset.SUMMARY))
-        slices = [{"from": r.start.isoformat(), "to": r.end.isoformat()}]
+        month = datasets.metrics_result(job.org_id, r.start, r.end, Granularity.MONTH, now)
+        snapshot["month"] = month
+        if r.dataset is Dataset.EVENTS:
+            counts = datasets.day_counts(job.org_id, r.start, r.end, r.filters, now)
+            estimate = sum(counts.values())
+            slices = _slices(counts, r.start, r.end)
+            limit = get_settings().export_xlsx_max_rows
+            if r.format is Format.XLSX and estimate > limit:
+                raise ExportFailed(
+                    f"about {estimate:,} rows match, more than the {limit:,} an Excel export "
+                    "can hold and render in one go; ask for CSV or NDJSON (gzip keeps it "
+                    "small), or a shorter range"
+                )
+        else:
+            result = (
+                month
+                if r.dataset is Dataset.SUMMARY
+                else datasets.metrics_result(job.org_id, r.start, r.end, r.granularity, now)
+            )
+            snapshot["dataset"] = result
+            estimate = sum(1 for _ in datasets.metric_rows(result, r.dataset is Dataset.SUMMARY))
+            slices = whole
     key = f"{work_prefix(job)}snapshot-{secrets.token_hex(4)}.json"
     aws.s3().put_object(
         Bucket=_bucket(),
@@ -356,6 +366,15 @@ def _rows(
             date.fromisoformat(part["from"]),
             date.fromisoformat(part["to"]),
             r.filters,
+            cursor,
+            float(job.plan["as_of"]),
+        )
+    if r.dataset is Dataset.ACCESS:
+        assert r.subject is not None
+        return datasets.access_rows(
+            job.org_id,
+            r.subject,
+            snapshot(job)["extra"],
             cursor,
             float(job.plan["as_of"]),
         )
@@ -761,7 +780,7 @@ def finish(job: jobs.Job) -> None:
     logger.info("export succeeded", extra={"rows": rows, "bytes": size})
     done = jobs.find(job.org_id, job.export_id)
     if done is not None:
-        notify(done, data["month"])
+        notify(done, data.get("month"))
 
 
 def _sheet_names(rows: int) -> list[str]:
@@ -776,7 +795,7 @@ def notify(job: jobs.Job, summary: dict[str, Any] | None = None) -> None:
     if job.request.notify and job.file:
         if summary is None:
             with contextlib.suppress(ClientError):
-                summary = snapshot(job)["month"]
+                summary = snapshot(job).get("month")
         base = get_settings().public_api_url
         expires_at = int(job.file["expires_at"])
         link = links.url(base, job, expires_at)
