@@ -64,7 +64,8 @@ def test_an_access_request_returns_exactly_that_users_data(
     )
 
     assert job["status"] == "succeeded", job
-    assert job["dataset"] == "access" and job["format"] == "json"
+    assert job["dataset"] == "access"
+    assert job["format"] == "json"
     records = json.loads(file_bytes(org.org_id, job["id"]))
     events = [r for r in records if r["record"] == "event"]
     assert {r["id"] for r in events} == {e["id"] for e in ana} | {decision("usr_ana", False)["id"]}
