@@ -89,6 +89,8 @@ def banner(stack: LocalStack, demo: dict[str, str] | None, loaded: dict[str, int
             f"  curl -s -H 'Authorization: Bearer {demo['api_key']}' \\\n"
             f"       {stack.api_url}/v1/organization",
             f"  curl -s {stack.sink_url}/_sink/requests",
+            "  .venv/bin/smctl export create --format xlsx --from 2026-05-01 --to 2026-10-31 \\\n"
+            "       --notify you@example.com --wait   # the season as Excel, emailed",
         ]
     lines += ["", "Ctrl-C stops everything.", ""]
     return "\n".join(lines)
