@@ -81,6 +81,38 @@ def test_a_withdrawal_stops_forwarding_even_when_later_events_carry_a_stale_flag
     assert {e["id"] for e in after} <= set(hooked)
 
 
+def test_without_a_decision_each_events_own_flag_decides_and_changes_are_recorded(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+    admin_setup: str,  # noqa: F811
+) -> None:
+    no = recent_events(2, user_id="usr_cy", consent={"analytics": False, "marketing": False})
+    yes = recent_events(2, user_id="usr_cy", consent={"analytics": True, "marketing": False})
+    later = datetime.now(UTC) - timedelta(minutes=30)
+    for i, event in enumerate(yes):
+        event["occurred_at"] = (later + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": no + yes})
+
+    run_sync(stack)
+
+    imported = {
+        r["properties"]["$insert_id"]
+        for request in sink.requests("/import")
+        for r in json.loads(request["body"])
+    }
+    assert imported == {platforms.insert_id(e["id"]) for e in yes}
+    history = get_consent(authorizer_handler, org.api_key, "usr_cy").json["history"]
+    assert [
+        (h["purpose"], h["granted"], h["source"]) for h in history if h["purpose"] == "analytics"
+    ] == [
+        ("analytics", True, "event"),
+        ("analytics", False, "event"),
+    ]
+
+
 def test_consent_state_and_history_through_the_api(
     stack: Stack,
     org: CreatedOrganization,
@@ -132,6 +164,7 @@ def test_expired_consent_records_are_not_read(stack: Stack, org: CreatedOrganiza
     doc = decision("usr_old", False)
     consent.record_decisions(org.org_id, [doc], retention_days=1, now=now)
 
-    assert consent.current(org.org_id, ["usr_old"], now) == {"usr_old": {"analytics": False}}
+    [(granted, source, _)] = consent.current(org.org_id, ["usr_old"], now)["usr_old"].values()
+    assert (granted, source) == (False, "consent.updated")
     # two days later (a frozen clock), TTL may not have run yet: the record is not used
     assert consent.current(org.org_id, ["usr_old"], now + 2 * 86400) == {}

@@ -8,12 +8,12 @@ Items in the privacy table, `pk = <org>#<user>`:
 Two sources, with different authority:
 - a `consent.updated` event is a decision: recorded at ingest, before its batch is queued, and it
   replaces the current state unless a later decision is already recorded;
-- the `consent` field of any other event only tells the state where nothing is recorded yet (the
-  sync router records it then). It never overrides a recorded decision: after a withdrawal, later
-  events carrying a stale `"analytics": true` are not forwarded.
+- the `consent` field of any other event is an observation: the sync router records it (and its
+  changes) while no decision exists for that purpose, and it never overrides a decision.
 
-The sync router reads the current state when it routes, so forwarding follows the latest
-decision, not the flag an event happens to carry.
+Forwarding follows the latest decision when there is one: after a withdrawal, later events that
+still carry `"analytics": true` are not forwarded. Without a decision, each event's own flag
+decides for that event, as before.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def _write(
     occurred = str(doc["occurred_at"])
     if source == DECISION:
         condition = "attribute_not_exists(pk) OR updated_at <= :occurred"
-    else:
-        condition = "attribute_not_exists(pk)"
+    else:  # an observation never replaces a decision, nor a newer observation
+        condition = "attribute_not_exists(pk) OR (#source = :source AND updated_at <= :occurred)"
     values: dict[str, Any] = {
         ":granted": {"BOOL": granted},
         ":occurred": {"S": occurred},
@@ -117,14 +117,17 @@ def record_decisions(
     return changed
 
 
-def current(org_id: str, users: Iterable[str], now: float) -> dict[str, dict[str, bool]]:
-    """{user: {purpose: granted}} for the users with live records (batched reads)."""
+Record = tuple[bool, str, str]  # (granted, source, as of)
+
+
+def current(org_id: str, users: Iterable[str], now: float) -> dict[str, dict[str, Record]]:
+    """{user: {purpose: (granted, source, as of)}} for the users with live records."""
     keys = [
         {"pk": {"S": _pk(org_id, u)}, "sk": {"S": f"consent#{p}"}}
         for u in sorted(set(users))
         for p in PURPOSES
     ]
-    found: dict[str, dict[str, bool]] = {}
+    found: dict[str, dict[str, Record]] = {}
     client = aws.dynamodb()
     for start in range(0, len(keys), 100):
         request: dict[str, Any] = {_table(): {"Keys": keys[start : start + 100]}}
@@ -135,16 +138,21 @@ def current(org_id: str, users: Iterable[str], now: float) -> dict[str, dict[str
                     continue
                 user = item["pk"]["S"].split("#", 1)[1]
                 purpose = item["sk"]["S"].split("#", 1)[1]
-                found.setdefault(user, {})[purpose] = item["granted"]["BOOL"]
+                found.setdefault(user, {})[purpose] = (
+                    item["granted"]["BOOL"],
+                    item["source"]["S"],
+                    item["updated_at"]["S"],
+                )
             request = answer.get("UnprocessedKeys") or {}
     return found
 
 
-def effective(
+def decisions(
     org_id: str, docs: list[dict[str, Any]], retention_days: int, now: float
 ) -> dict[str, dict[str, bool]]:
-    """The consent the sync path applies to each user of `docs`, recording the event field as
-    the initial state of users with no record yet."""
+    """{user: {purpose: granted}} of the recorded decisions that gate forwarding for the users
+    of `docs`; records the events' consent fields as observations on the way (only changes are
+    written: the state is read first, in batches)."""
     users = {u for u in (_actor(d) for d in docs) if u}
     state = current(org_id, users, now)
     expires_at = int(now) + retention_days * 86400
@@ -152,12 +160,22 @@ def effective(
         user = _actor(doc)
         if not user or doc.get("type") == DECISION:
             continue
+        occurred = str(doc["occurred_at"])
         for purpose in PURPOSES:
             value = (doc.get("consent") or {}).get(purpose)
-            if isinstance(value, bool) and purpose not in state.get(user, {}):
-                _write(org_id, doc, purpose, value, FIELD, expires_at, now)
-                state.setdefault(user, {})[purpose] = value
-    return state
+            if not isinstance(value, bool):
+                continue
+            known = state.get(user, {}).get(purpose)
+            if known is not None and (
+                known[1] == DECISION or known[2] > occurred or known[0] == value
+            ):
+                continue
+            if _write(org_id, doc, purpose, value, FIELD, expires_at, now):
+                state.setdefault(user, {})[purpose] = (value, FIELD, occurred)
+    return {
+        user: {p: r[0] for p, r in purposes.items() if r[1] == DECISION}
+        for user, purposes in state.items()
+    }
 
 
 def view(org_id: str, user_id: str, now: float, limit: int = 1000) -> dict[str, Any]:

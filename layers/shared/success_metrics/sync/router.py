@@ -59,7 +59,7 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
     """Queue the message's events for each enabled event destination; returns messages sent."""
     org = organizations.get_organization(body["org_id"])
     # Recorded whatever the destinations: the history is kept for the user, not for a platform.
-    state = consent.effective(org.org_id, body["events"], org.retention_days, time.time())
+    state = consent.decisions(org.org_id, body["events"], org.retention_days, time.time())
     targets = [d for d in destinations.list_all(org.org_id) if d.enabled and d.kind in EVENT_KINDS]
     if not targets:
         return 0
