@@ -11,9 +11,9 @@ Two sources, with different authority:
 - the `consent` field of any other event is an observation: the sync router records it (and its
   changes) while no decision exists for that purpose, and it never overrides a decision.
 
-Forwarding follows the latest decision when there is one: after a withdrawal, later events that
-still carry `"analytics": true` are not forwarded. Without a decision, each event's own flag
-decides for that event, as before.
+Forwarding needs the event's own flag and no recorded withdrawal: after a withdrawal, events that
+still carry `"analytics": true` are not forwarded; a recorded grant does not make an event sent
+without consent forwardable.
 """
 
 from __future__ import annotations

@@ -46,13 +46,14 @@ def unpack_events(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _with_current_consent(doc: dict[str, Any], state: dict[str, dict[str, bool]]) -> dict[str, Any]:
-    """The event as the consent gate must see it: the user's recorded analytics consent (the
-    latest decision) wins over the flag the event carries."""
+    """The event as the consent gate must see it. A recorded withdrawal (the user's latest
+    decision) wins over the flag the event carries; a recorded grant does not make an event
+    that was sent without consent forwardable: it still needs its own flag."""
     user = doc.get("user_id") or doc.get("anonymous_id")
     recorded = state.get(str(user), {}).get("analytics") if user else None
-    if recorded is None:
+    if recorded is not False:
         return doc
-    return {**doc, "consent": {**(doc.get("consent") or {}), "analytics": recorded}}
+    return {**doc, "consent": {**(doc.get("consent") or {}), "analytics": False}}
 
 
 def route(source_message_id: str, body: dict[str, Any]) -> int:
