@@ -222,10 +222,9 @@ def end_to_end() -> None:
     with mock_aws():
         from devstack.lambda_events import LambdaContext, sqs_record
         from devstack.provision import provision
-        from success_metrics import aws, caches, event_store, organizations
+        from success_metrics import aws, caches, organizations
         from success_metrics.exports import jobs
         from success_metrics.exports.models import ExportRequest
-        from success_metrics.models.events import Event
 
         caches.reset_all()
         stack = provision(prefix="bench")
@@ -233,28 +232,9 @@ def end_to_end() -> None:
         caches.reset_all()
         org = organizations.create_organization("Bench Weddings").org_id
         table = os.environ["EVENTS_TABLE"]
-        batch: list[Any] = []
-        for i, (row, _) in enumerate(rows(MOTO_EVENTS)):
-            event = Event.model_validate(
-                {
-                    "id": row["event_id"],
-                    "type": row["type"],
-                    "occurred_at": row["occurred_at"].isoformat(),
-                    "user_id": row["user_id"],
-                    "user_type": "couple",
-                    "properties": row["properties"],
-                    "revenue": {"amount": str(row["revenue_amount"]), "currency": "GBP"}
-                    if row["revenue_amount"]
-                    else None,
-                    "context": {"country": "GB", "device": row["device"]},
-                }
-            )
-            doc = event_store.document(event, org, time.time())
-            batch.append({"PutRequest": {"Item": event_store.item(event, org, f"w{i}", doc, 730)}})
-            if len(batch) == 25:
-                aws.dynamodb().batch_write_item(RequestItems={table: batch})
-                batch = []
-        if batch:
+        items = stored_items(MOTO_EVENTS, org)
+        for start in range(0, len(items), 25):
+            batch = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
             aws.dynamodb().batch_write_item(RequestItems={table: batch})
         last_day = (START + timedelta(seconds=37 * MOTO_EVENTS)).date()
         request = ExportRequest.model_validate(

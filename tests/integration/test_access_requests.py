@@ -5,30 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.sink import Sink
 from success_metrics import organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from tests.integration.exports_support import Exports, file_bytes, run_worker
-from tests.integration.test_admin import authorize
-from tests.integration.test_consent import decision
+from tests.integration.test_consent import call_gdpr, decision
 from tests.integration.test_sync import admin_setup, recent_events, run_sync  # noqa: F401
-from tests.support import invoke_http, post_events
+from tests.support import post_events
 
 
 def ask(authorizer: Any, api_key: str, body: Any) -> Any:
-    from gdpr_api import app
-
-    event = http_event(
+    return call_gdpr(
+        authorizer,
+        api_key,
         "POST",
         "/v1/gdpr/access-requests",
-        route_key="POST /v1/gdpr/access-requests",
-        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
-        body=json.dumps(body).encode(),
-        authorizer=authorize(authorizer, api_key)["context"],
+        "/v1/gdpr/access-requests",
+        body=body,
     )
-    return invoke_http(app.lambda_handler, "GdprApiFunction", event)
 
 
 def test_an_access_request_returns_exactly_that_users_data(

@@ -30,18 +30,40 @@ def decision(user: str, analytics: bool, minutes_ago: int = 30, **extra: Any) ->
     }
 
 
-def get_consent(authorizer: Any, api_key: str, user: str) -> Any:
+def call_gdpr(
+    authorizer: Any,
+    api_key: str,
+    method: str,
+    path: str,
+    route: str,
+    *,
+    params: dict[str, str] | None = None,
+    body: Any = None,
+) -> Any:
+    """A request to the gdpr_api function, through the authorizer."""
     from gdpr_api import app
 
     event = http_event(
-        "GET",
-        f"/v1/gdpr/users/{user}/consent",
-        route_key="GET /v1/gdpr/users/{user_id}/consent",
-        path_parameters={"user_id": user},
-        headers={"authorization": f"Bearer {api_key}"},
+        method,
+        path,
+        route_key=f"{method} {route}",
+        path_parameters=params,
+        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
+        body=json.dumps(body).encode() if body is not None else None,
         authorizer=authorize(authorizer, api_key)["context"],
     )
     return invoke_http(app.lambda_handler, "GdprApiFunction", event)
+
+
+def get_consent(authorizer: Any, api_key: str, user: str) -> Any:
+    return call_gdpr(
+        authorizer,
+        api_key,
+        "GET",
+        f"/v1/gdpr/users/{user}/consent",
+        "/v1/gdpr/users/{user_id}/consent",
+        params={"user_id": user},
+    )
 
 
 def test_a_withdrawal_stops_forwarding_even_when_later_events_carry_a_stale_flag(

@@ -78,16 +78,7 @@ def gather(org_id: str, user: str, now: float) -> dict[str, Any]:
             mine = wanted.intersection(delivery.get("event_ids", []))
             if not mine:
                 continue
-            outcome = {
-                event_id: "delivered"
-                if event_id in delivery.get("delivered", [])
-                else "failed"
-                if event_id in delivery.get("failed", {})
-                else "skipped"
-                if event_id in delivery.get("skipped", {})
-                else "pending"
-                for event_id in sorted(mine)
-            }
+            outcome = {e: delivery_log.outcome(delivery, e) for e in sorted(mine)}
             at = delivery.get("at")
             rows.append(
                 {

@@ -336,33 +336,31 @@ def save_checkpoint(job: Job, index: int, checkpoint: dict[str, Any], seq: int) 
         "seq": {"N": str(seq + 1)},
         "cp": {"S": json.dumps(checkpoint, separators=(",", ":"))},
     }
-    condition = "#status = :running AND " + (
-        "attribute_not_exists(slices.#n)" if seq == 0 else "slices.#n.seq = :seq"
-    )
-    values: dict[str, Any] = {":state": {"M": state}, ":running": {"S": Status.RUNNING.value}}
-    if seq:
-        values[":seq"] = {"N": str(seq)}
+    condition, values = _slice_guard(seq)
+    values[":state"] = {"M": state}
     return _update(job, "SET slices.#n = :state", values, condition, {"#n": slot})
+
+
+def _slice_guard(seq: int) -> tuple[str, dict[str, Any]]:
+    """The condition of every slice write: the job runs and the slice is still at `seq`."""
+    values: dict[str, Any] = {":running": {"S": Status.RUNNING.value}}
+    if seq == 0:
+        return "#status = :running AND attribute_not_exists(slices.#n)", values
+    values[":seq"] = {"N": str(seq)}
+    return "#status = :running AND slices.#n.seq = :seq", values
 
 
 def finish_slice(job: Job, index: int, result: dict[str, Any], seq: int) -> int | None:
     """Mark a slice done; the number of done slices, or None if the slice was not ours."""
     slot = str(index)
-    values: dict[str, Any] = {
-        ":state": {
-            "M": {
-                "seq": {"N": str(seq + 1)},
-                "done": {"S": json.dumps(result, separators=(",", ":"))},
-            }
-        },
-        ":running": {"S": Status.RUNNING.value},
-        ":one": {"N": "1"},
+    condition, values = _slice_guard(seq)
+    values[":state"] = {
+        "M": {
+            "seq": {"N": str(seq + 1)},
+            "done": {"S": json.dumps(result, separators=(",", ":"))},
+        }
     }
-    condition = "#status = :running AND " + (
-        "attribute_not_exists(slices.#n)" if seq == 0 else "slices.#n.seq = :seq"
-    )
-    if seq:
-        values[":seq"] = {"N": str(seq)}
+    values[":one"] = {"N": "1"}
     try:
         answer = aws.dynamodb().update_item(
             TableName=_table(),

@@ -135,26 +135,29 @@ def list_deliveries(
     return found[:limit]
 
 
+def outcome(delivery: dict[str, Any], event_id: str) -> str:
+    """Where one event of a delivery stands: delivered, failed, skipped or pending."""
+    if event_id in delivery.get("delivered", []):
+        return "delivered"
+    if event_id in delivery.get("failed", {}):
+        return "failed"
+    if event_id in delivery.get("skipped", {}):
+        return "skipped"
+    return "pending"
+
+
 def event_status(org_id: str, event_id: str) -> list[dict[str, Any]]:
     """Where one event stands at each destination that had it."""
     found = []
     for delivery in list_deliveries(org_id, limit=10_000):
         if event_id not in delivery.get("event_ids", []):
             continue
-        if event_id in delivery.get("delivered", []):
-            state = "delivered"
-        elif event_id in delivery.get("failed", {}):
-            state = "failed"
-        elif event_id in delivery.get("skipped", {}):
-            state = "skipped"
-        else:
-            state = "pending"
         found.append(
             {
                 "delivery_id": delivery["delivery_id"],
                 "dest_id": delivery["dest_id"],
                 "kind": delivery["kind"],
-                "state": state,
+                "state": outcome(delivery, event_id),
                 "reason": delivery.get("failed", {}).get(event_id)
                 or delivery.get("skipped", {}).get(event_id),
             }
