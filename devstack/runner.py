@@ -27,6 +27,9 @@ PLATFORM_URL_SETTINGS = (
     "MIXPANEL_EU_API_URL",
     "GA4_API_URL",
     "SLACK_API_URL",
+    "MIXPANEL_GDPR_API_URL",
+    "MIXPANEL_EU_GDPR_API_URL",
+    "GA4_USER_DELETION_API_URL",
 )
 
 
@@ -163,6 +166,7 @@ class LocalStack:
                 env[name] = value
         for name in PLATFORM_URL_SETTINGS:
             env[name] = self.sink_url
+        env["GOOGLE_OAUTH_TOKEN_URL"] = f"{self.sink_url}/token"
         env["ALLOW_LOOPBACK_WEBHOOKS"] = "true"
         # Links in emails (export downloads) point at this API, not at an execute-api host.
         env["PUBLIC_API_URL"] = self.api_url

@@ -22,8 +22,17 @@ DEMO_DESTINATIONS: dict[str, dict[str, Any]] = {
         "project_token": "demo-token",
         "api_secret": "demo-secret",
         "project_id": "1000001",
+        "gdpr_token": "demo-gdpr-oauth-token",
     },
-    "ga4": {"kind": "ga4", "measurement_id": "G-DEMO0001", "api_secret": "demo-ga4-secret"},
+    "ga4": {
+        "kind": "ga4",
+        "measurement_id": "G-DEMO0001",
+        "api_secret": "demo-ga4-secret",
+        "property_id": "100000001",
+        "oauth_client_id": "demo-client.apps.googleusercontent.com",
+        "oauth_client_secret": "demo-oauth-client-secret",
+        "oauth_refresh_token": "demo-refresh-token",
+    },
     "slack": {"kind": "slack", "webhook_url": "{sink}/services/TDEMO/BDEMO/alerts"},
     "webhook": {"kind": "webhook", "url": "{sink}/webhooks/demo", "event_types": ["*"]},
 }

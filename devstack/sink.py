@@ -41,6 +41,22 @@ It fakes, on one port, the four kinds of endpoint the delivery functions call:
   webhook, a faster one gets 429 `rate_limited` with `Retry-After: 1`.
   Sources: https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks,
   https://api.slack.com/docs/rate-limits, https://docs.slack.dev/reference/block-kit/blocks.
+- **Mixpanel GDPR API v3** (`POST /api/app/data-deletions/v3.0/?token=<project token>`): a
+  `Authorization: Bearer <GDPR OAuth token>` header, else 401; the `token` query parameter, a JSON
+  body with `distinct_ids` (1 to 2000 strings) and `compliance_type` `GDPR` or `CCPA` (default
+  GDPR), else 400 `{"status": "error", "error": ...}`; 200 `{"status": "ok", "results":
+  {"task_id": ...}}`. Source: https://docs.mixpanel.com/reference/gdpr-api (create deletion).
+- **Google OAuth 2.0 token endpoint** (`POST /token`, form-encoded): `grant_type=refresh_token`
+  with `client_id`, `client_secret` and `refresh_token`, else 400 `{"error": "invalid_request"}`
+  (`unsupported_grant_type` for another grant); 200 with a Bearer `access_token` that the User
+  Deletion fake accepts. Source: https://developers.google.com/identity/protocols/oauth2/web-server
+  (refreshing an access token).
+- **Google Analytics User Deletion API** (`POST /analytics/v3/userDeletion/userDeletionRequests:
+  upsert`): a Bearer token this sink issued, else 401 `UNAUTHENTICATED`; a body with `id.type`
+  (`CLIENT_ID`, `USER_ID` or `APP_INSTANCE_ID`), a non-empty `id.userId` and exactly one of
+  `propertyId`, `webPropertyId`, `firebaseProjectId`, else 400 `INVALID_ARGUMENT`; 200 echoes the
+  request with `deletionRequestTime`. Source:
+  https://developers.google.com/analytics/devguides/config/userdeletion/v3/reference
 - **Customer webhook endpoints** (any other path): 200 `{"received": true}`.
 
 Every request is recorded (bounded, oldest dropped) and can be read back in-process
@@ -366,9 +382,20 @@ def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
     raise ValueError(f"cannot decode {encoding} body: {last_error}")
 
 
+MIXPANEL_GDPR_MAX_IDS = 2000
+GOOGLE_DELETION_PATH = "/analytics/v3/userDeletion/userDeletionRequests:upsert"
+GOOGLE_ID_TYPES = frozenset({"CLIENT_ID", "USER_ID", "APP_INSTANCE_ID"})
+
+
 def _route(path: str) -> str:
     if path in ("/import", "/track"):
         return "mixpanel"
+    if path.rstrip("/") == "/api/app/data-deletions/v3.0":
+        return "mixpanel_gdpr"
+    if path == "/token":
+        return "google_oauth"
+    if path == GOOGLE_DELETION_PATH:
+        return "ga4_user_deletion"
     if path == "/mp/collect":
         return "ga4"
     if path == "/debug/mp/collect":
@@ -944,6 +971,7 @@ class Sink:
         self._fault: _FaultState | None = None
         self._insert_ids: dict[tuple[str, str], int] = {}
         self._slack_last: dict[str, float] = {}
+        self._google_tokens: set[str] = set()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -1087,6 +1115,9 @@ class Sink:
             "ga4": self._ga4,
             "ga4_debug": self._ga4,
             "slack": self._slack,
+            "mixpanel_gdpr": self._mixpanel_gdpr,
+            "google_oauth": self._google_oauth,
+            "ga4_user_deletion": self._ga4_user_deletion,
         }
         return handlers[platform](path, query, headers, body)
 
@@ -1182,6 +1213,96 @@ class Sink:
         response = _json(200, {"validationMessages": messages})
         response.extra = {"validation": messages}
         return response
+
+    def _mixpanel_gdpr(
+        self, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> _Response:
+        def error(status: int, message: str) -> _Response:
+            return _json(status, {"status": "error", "error": message})
+
+        authorization = headers.get("authorization", "")
+        if not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            return error(401, "a GDPR OAuth token is required (Authorization: Bearer ...)")
+        if not query.get("token"):
+            return error(400, "the token query parameter (project token) is required")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return error(400, "the body must be JSON")
+        ids = payload.get("distinct_ids") if isinstance(payload, dict) else None
+        if (
+            not isinstance(ids, list)
+            or not 1 <= len(ids) <= MIXPANEL_GDPR_MAX_IDS
+            or not all(isinstance(i, str) and i for i in ids)
+        ):
+            return error(400, f"distinct_ids must be 1 to {MIXPANEL_GDPR_MAX_IDS} strings")
+        if payload.get("compliance_type", "GDPR") not in ("GDPR", "CCPA"):
+            return error(400, "compliance_type must be GDPR or CCPA")
+        task = f"{random.getrandbits(64):016x}"
+        response = _json(200, {"status": "ok", "results": {"task_id": task}})
+        response.extra = {"deletion": {"distinct_ids": ids, "task_id": task}}
+        return response
+
+    def _google_oauth(
+        self, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> _Response:
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if form.get("grant_type") != "refresh_token":
+            return _json(400, {"error": "unsupported_grant_type"})
+        missing = [n for n in ("client_id", "client_secret", "refresh_token") if not form.get(n)]
+        if missing:
+            return _json(
+                400, {"error": "invalid_request", "error_description": f"missing {missing[0]}"}
+            )
+        token = f"ya29.sink-{random.getrandbits(64):016x}"
+        with self._lock:
+            self._google_tokens.add(token)
+        return _json(
+            200,
+            {
+                "access_token": token,
+                "expires_in": 3599,
+                "token_type": "Bearer",
+                "scope": "https://www.googleapis.com/auth/analytics.user.deletion",
+            },
+        )
+
+    def _ga4_user_deletion(
+        self, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> _Response:
+        def error(status: int, message: str, state: str) -> _Response:
+            return _json(status, {"error": {"code": status, "message": message, "status": state}})
+
+        token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        with self._lock:
+            known = token in self._google_tokens
+        if not known:
+            return error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")
+        ident = payload.get("id") if isinstance(payload, dict) else None
+        targets = (
+            [n for n in ("propertyId", "webPropertyId", "firebaseProjectId") if payload.get(n)]
+            if isinstance(payload, dict)
+            else []
+        )
+        if (
+            not isinstance(ident, dict)
+            or ident.get("type") not in GOOGLE_ID_TYPES
+            or not isinstance(ident.get("userId"), str)
+            or not ident["userId"]
+            or len(targets) != 1
+        ):
+            return error(
+                400,
+                "id.type, id.userId and exactly one of propertyId, webPropertyId or "
+                "firebaseProjectId are required",
+                "INVALID_ARGUMENT",
+            )
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        return _json(200, {**payload, "deletionRequestTime": moment})
 
     def _slack(
         self, path: str, query: dict[str, str], headers: dict[str, str], body: bytes

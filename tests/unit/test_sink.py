@@ -609,3 +609,78 @@ def test_invalid_faults_are_rejected(client: httpx.Client, fault: Any) -> None:
 
     assert response.status_code == 400
     assert "error" in response.json()
+
+
+# --- GDPR deletion APIs -------------------------------------------------------------------------
+
+MP_DELETIONS = "/api/app/data-deletions/v3.0/"
+GA_DELETIONS = "/analytics/v3/userDeletion/userDeletionRequests:upsert"
+
+
+def test_mixpanel_gdpr_deletion_needs_a_bearer_token_a_project_token_and_ids(
+    client: httpx.Client, sink: Sink
+) -> None:
+    body = {"distinct_ids": ["usr_1", "$device:abc"], "compliance_type": "GDPR"}
+    bearer = {"Authorization": "Bearer gdpr-oauth"}
+    assert client.post(MP_DELETIONS, params={"token": "t"}, json=body).status_code == 401
+    assert client.post(MP_DELETIONS, json=body, headers=bearer).status_code == 400
+    too_many = {"distinct_ids": [f"u{i}" for i in range(2001)]}
+    answer = client.post(MP_DELETIONS, params={"token": "t"}, json=too_many, headers=bearer)
+    assert answer.status_code == 400
+    assert "2000" in answer.json()["error"]
+    wrong_type = {**body, "compliance_type": "HIPAA"}
+    assert (
+        client.post(
+            MP_DELETIONS, params={"token": "t"}, json=wrong_type, headers=bearer
+        ).status_code
+        == 400
+    )
+
+    answer = client.post(MP_DELETIONS, params={"token": "t"}, json=body, headers=bearer)
+
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "ok"
+    assert answer.json()["results"]["task_id"]
+    [recorded] = [r for r in sink.requests(MP_DELETIONS) if r["status"] == 200]
+    assert recorded["platform"] == "mixpanel_gdpr"
+    assert recorded["deletion"]["distinct_ids"] == body["distinct_ids"]
+
+
+def test_google_user_deletion_takes_a_token_from_the_refresh_grant_only(
+    client: httpx.Client,
+) -> None:
+    grant = {
+        "grant_type": "refresh_token",
+        "client_id": "cid",
+        "client_secret": "cs",
+        "refresh_token": "rt",
+    }
+    assert client.post("/token", data={**grant, "grant_type": "password"}).status_code == 400
+    missing = client.post("/token", data={k: v for k, v in grant.items() if k != "refresh_token"})
+    assert missing.json()["error"] == "invalid_request"
+    token = client.post("/token", data=grant).json()
+    assert token["token_type"] == "Bearer"
+    assert token["scope"].endswith("analytics.user.deletion")
+    request = {
+        "kind": "analytics#userDeletionRequest",
+        "id": {"type": "USER_ID", "userId": "usr_1"},
+        "propertyId": "123",
+    }
+
+    forged = client.post(GA_DELETIONS, json=request, headers={"Authorization": "Bearer forged"})
+    assert forged.status_code == 401
+    assert forged.json()["error"]["status"] == "UNAUTHENTICATED"
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    for bad in (
+        {**request, "id": {"type": "EMAIL", "userId": "x"}},
+        {**request, "id": {"type": "USER_ID", "userId": ""}},
+        {**request, "webPropertyId": "UA-1"},  # two targets
+        {"kind": request["kind"], "id": request["id"]},  # none
+    ):
+        answer = client.post(GA_DELETIONS, json=bad, headers=auth)
+        assert answer.status_code == 400, bad
+        assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+    answer = client.post(GA_DELETIONS, json=request, headers=auth)
+    assert answer.status_code == 200
+    assert answer.json()["id"] == request["id"]
+    assert answer.json()["deletionRequestTime"].endswith("Z")

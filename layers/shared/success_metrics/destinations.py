@@ -28,7 +28,9 @@ def view(dest: Destination) -> DestinationView:
         name=dest.name,
         enabled=dest.enabled,
         settings=dest.public,
-        secrets_set=list(SECRET_FIELDS[dest.kind]),
+        secrets_set=list(
+            SECRET_FIELDS[dest.kind] if dest.secret_names is None else dest.secret_names
+        ),
         created_at=dest.created_at,
         updated_at=dest.updated_at,
         failing_since=dest.failing_since,
@@ -61,6 +63,7 @@ def put(org_id: str, dest_id: str, request: DestinationRequest) -> tuple[Destina
         secrets_ciphertext=secret_box.encrypt(json.dumps(secret_values), org_id),
         created_at=created_at,
         updated_at=moment,
+        secret_names=[name for name, value in secret_values.items() if value],
     )
     save(dest)
     return dest, generated

@@ -22,12 +22,20 @@ class MixpanelSettings(_Settings):
     api_secret: Secret
     project_id: Annotated[str, Field(pattern=r"^[0-9]{1,20}$")] | None = None
     region: Literal["us", "eu"] = "us"
+    # The GDPR OAuth token of a project owner or admin, for erasure (Mixpanel GDPR API).
+    gdpr_token: Secret | None = None
 
 
 class Ga4Settings(_Settings):
     kind: Literal["ga4"]
     measurement_id: Annotated[str, Field(pattern=r"^G-[A-Z0-9]{4,20}$")]
     api_secret: Secret
+    # For erasure through the User Deletion API: the GA4 property and an OAuth client whose
+    # refresh token has the analytics.user.deletion scope.
+    property_id: Annotated[str, Field(pattern=r"^[0-9]{1,20}$")] | None = None
+    oauth_client_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    oauth_client_secret: Secret | None = None
+    oauth_refresh_token: Secret | None = None
 
 
 class SlackSettings(_Settings):
@@ -67,8 +75,8 @@ Settings = Annotated[
     MixpanelSettings | Ga4Settings | SlackSettings | WebhookSettings, Field(discriminator="kind")
 ]
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
-    "mixpanel": ("project_token", "api_secret"),
-    "ga4": ("api_secret",),
+    "mixpanel": ("project_token", "api_secret", "gdpr_token"),
+    "ga4": ("api_secret", "oauth_client_secret", "oauth_refresh_token"),
     "slack": ("webhook_url",),
     "webhook": ("signing_secret",),
 }
@@ -98,6 +106,8 @@ class Destination(BaseModel):
     updated_at: int
     failing_since: int | None = None
     disabled_reason: str | None = None
+    # Names of the secrets that have a value (older records: None, meaning all of them).
+    secret_names: list[str] | None = None
 
     def accepts(self, event_type: str) -> bool:
         patterns = self.public.get("event_types") or ["*"]
