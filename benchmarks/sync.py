@@ -125,7 +125,7 @@ def main() -> None:
         batched_seconds = time.perf_counter() - started
         made = {"mixpanel": len(sink.requests("/import")), "ga4": len(sink.requests("/mp/collect"))}
         sample = docs[:BASELINE_EVENTS]
-        client = worker._client()
+        client = worker.client()
         from success_metrics.sync import platforms
 
         started = time.perf_counter()

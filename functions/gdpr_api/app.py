@@ -1,4 +1,4 @@
-"""GDPR routes about one user of the caller's organization: consent, access requests."""
+"""GDPR routes about one user of the caller's organization: consent, access, erasure."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from success_metrics import admin, clock, consent
+from success_metrics import admin, clock, consent, organizations
 from success_metrics.exports import api as exports
+from success_metrics.gdpr import erasure
 from success_metrics.http import json_body, register_problem_handlers
 from success_metrics.models.organizations import Scope
 from success_metrics.observability import logger, metrics, traced
@@ -36,6 +37,27 @@ def access_request() -> Response[str]:
         body=json.dumps(job),
         headers={**headers, "Location": job["links"]["self"]},
     )
+
+
+@app.post("/v1/gdpr/erasures")
+def create_erasure() -> Response[str]:
+    caller = admin.principal(app).require(Scope.GDPR_WRITE)
+    user = erasure.request(json_body(app.current_event))
+    org = organizations.get_organization(caller.org_id)
+    job, created = erasure.start(org, caller.key_id, user, clock.now())
+    view = job.view()
+    return Response(
+        status_code=202 if created else 200,
+        content_type="application/json",
+        body=json.dumps(view),
+        headers={"Location": view["links"]["self"]},
+    )
+
+
+@app.get("/v1/gdpr/erasures/<erasure_id>")
+def get_erasure(erasure_id: str) -> dict[str, Any]:
+    caller = admin.principal(app).require(Scope.GDPR_WRITE)
+    return erasure.get(caller.org_id, erasure_id).view()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -85,10 +85,18 @@ def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
     from success_metrics.sync import worker
 
     with Sink() as running:
-        for name in ("MIXPANEL_API_URL", "MIXPANEL_EU_API_URL", "GA4_API_URL"):
+        for name in (
+            "MIXPANEL_API_URL",
+            "MIXPANEL_EU_API_URL",
+            "GA4_API_URL",
+            "MIXPANEL_GDPR_API_URL",
+            "MIXPANEL_EU_GDPR_API_URL",
+            "GA4_USER_DELETION_API_URL",
+        ):
             monkeypatch.setenv(name, running.url)
+        monkeypatch.setenv("GOOGLE_OAUTH_TOKEN_URL", f"{running.url}/token")
         monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
         caches.reset_all()
-        worker._client.cache_clear()
+        worker.client.cache_clear()
         yield running
-    worker._client.cache_clear()
+    worker.client.cache_clear()

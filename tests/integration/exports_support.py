@@ -169,8 +169,10 @@ def run_worker(
     remaining_ms: Callable[[], int] | None = None,
     max_invocations: int = 10_000,
     crashes_resend: bool = False,
+    queue: str = "ExportQueue",
+    function: str = "ExportWorkerFunction",
 ) -> int:
-    """Deliver export messages to the worker until the queue is empty (or `max_invocations`
+    """Deliver export (or `queue`'s) messages to the worker until the queue is empty (or `max_invocations`
     have run), as Lambda would: a
     message whose invocation raised or reported a failure is delivered again.
 
@@ -179,8 +181,8 @@ def run_worker(
     resumption, not the dead-letter queue.
     """
     sqs = aws.sqs()
-    url = stack.physical["ExportQueue"]["Ref"]
-    arn = stack.physical["ExportQueue"]["Arn"]
+    url = stack.physical[queue]["Ref"]
+    arn = stack.physical[queue]["Arn"]
     invocations = 0
     while invocations < max_invocations:
         got = sqs.receive_message(
@@ -201,7 +203,7 @@ def run_worker(
                 "ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]
             },
         )
-        context = LambdaContext("ExportWorkerFunction", 900)
+        context = LambdaContext(function, 900)
         if remaining_ms is not None:
             context.get_remaining_time_in_millis = remaining_ms  # type: ignore[method-assign]
         invocations += 1

@@ -419,6 +419,8 @@ QUEUES = {
     "sync": "SYNC_QUEUE_URL",
     "metrics": "METRICS_QUEUE_URL",
     "delivery": "DELIVERY_QUEUE_URL",
+    "export": "EXPORT_QUEUE_URL",
+    "gdpr": "GDPR_QUEUE_URL",
 }
 
 
@@ -646,18 +648,56 @@ def _export_line(job: dict[str, Any]) -> str:
     return line
 
 
-def _wait(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
+def _wait(
+    args: argparse.Namespace,
+    job: dict[str, Any],
+    path: str = "/v1/exports/{}",
+    ident: str = "id",
+    line: Callable[[dict[str, Any]], str] | None = None,
+) -> dict[str, Any]:
+    """Poll a job (an export by default) until it is no longer queued or running."""
     import time
 
+    describe = line or _export_line
     deadline = time.monotonic() + args.timeout
     while job["status"] in ("queued", "running"):
         if time.monotonic() > deadline:
-            raise CliError(f"export {job['id']} is still {job['status']} after {args.timeout} s")
+            raise CliError(f"{job[ident]} is still {job['status']} after {args.timeout} s")
         if not args.json:
-            print(_export_line(job), file=sys.stderr)
+            print(describe(job), file=sys.stderr)
         time.sleep(2)
-        job = _call(args, "GET", f"/v1/exports/{job['id']}").json()
+        job = _call(args, "GET", path.format(job[ident])).json()
     return job
+
+
+def _erasure_line(job: dict[str, Any]) -> str:
+    systems = "  ".join(
+        f"{name}={s['status']}" + (f"({s['count']})" if s["count"] else "")
+        for name, s in job["systems"].items()
+    )
+    return f"{job['erasure_id']}  {job['status']:<15} {systems}"
+
+
+def _erasure_wait(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, Any]:
+    if not args.wait:
+        return job
+    job = _wait(args, job, "/v1/gdpr/erasures/{}", "erasure_id", _erasure_line)
+    if job["status"] != "succeeded":
+        _print(args, job, _erasure_line(job))
+        raise SystemExit(1)
+    return job
+
+
+def cmd_gdpr_erase(args: argparse.Namespace) -> None:
+    job = _call(args, "POST", "/v1/gdpr/erasures", json={"user_id": args.user_id}).json()
+    job = _erasure_wait(args, job)
+    _print(args, job, _erasure_line(job))
+
+
+def cmd_gdpr_erasure(args: argparse.Namespace) -> None:
+    job = _call(args, "GET", f"/v1/gdpr/erasures/{args.erasure_id}").json()
+    job = _erasure_wait(args, job)
+    _print(args, job, _erasure_line(job))
 
 
 def cmd_export_create(args: argparse.Namespace) -> None:
@@ -879,6 +919,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(export, "download", cmd_export_download, "save an export's file")
     p.add_argument("export_id")
     p.add_argument("-o", "--output", required=True, help="where to save the file")
+    api_options(p)
+
+    gdpr = groups.add_parser(
+        "gdpr", help="GDPR erasure, through the HTTP API with an admin key"
+    ).add_subparsers(dest="cmd", required=True)
+    p = command(gdpr, "erase", cmd_gdpr_erase, "erase a user everywhere (and --wait for it)")
+    p.add_argument("user_id")
+    p.add_argument("--wait", action="store_true", help="wait until it finishes")
+    p.add_argument("--timeout", type=_positive, default=3600, help="seconds to --wait")
+    api_options(p)
+    p = command(gdpr, "erasure", cmd_gdpr_erasure, "progress and receipt of an erasure")
+    p.add_argument("erasure_id")
+    p.add_argument("--wait", action="store_true", help="wait until it finishes")
+    p.add_argument("--timeout", type=_positive, default=3600, help="seconds to --wait")
     api_options(p)
 
     secret = groups.add_parser("secret", help="webhook signing secrets").add_subparsers(

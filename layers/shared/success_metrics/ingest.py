@@ -156,6 +156,24 @@ def validate(
     return valid, rejected
 
 
+def _ids(stored: event_store.StoredEvent) -> set[str]:
+    return {i for i in (stored.event.user_id, stored.event.anonymous_id) if i is not None}
+
+
+def _without_suppressed(
+    org: Organization, valid: list[event_store.StoredEvent]
+) -> tuple[list[event_store.StoredEvent], int]:
+    """Events of erased users are dropped, not stored (SPEC §7); only organizations that have
+    erased someone pay for the look-up."""
+    if not org.has_suppressions:
+        return valid, 0
+    from success_metrics.gdpr import suppression
+
+    gone = suppression.suppressed(org, (i for s in valid for i in _ids(s)))
+    kept = [s for s in valid if not gone.intersection(_ids(s))]
+    return kept, len(valid) - len(kept)
+
+
 def _process(
     request: dict[str, Any], org: Organization, body: bytes, received_at: float
 ) -> dict[str, Any]:
@@ -167,6 +185,13 @@ def _process(
         raise ValidationFailedError(
             "no event in the request is valid",
             rejected=[r.model_dump() for r in rejected],
+        )
+    valid, suppressed = _without_suppressed(org, valid)
+    if suppressed:
+        metrics.add_metric(name="EventsSuppressed", unit=MetricUnit.Count, value=suppressed)
+    if not valid:
+        return _answer(
+            IngestResult(accepted=0, duplicates=0, rejected=rejected, suppressed=suppressed)
         )
     rate_limit.consume(org.org_id, "events", len(valid), org.limits.events_per_hour, received_at)
     seen: set[str] = set()
@@ -204,8 +229,16 @@ def _process(
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(to_queue))
     metrics.add_metric(name="EventsDuplicate", unit=MetricUnit.Count, value=duplicates)
     metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=len(rejected))
-    result = IngestResult(accepted=len(to_queue), duplicates=duplicates, rejected=rejected)
-    return result.model_dump()
+    result = IngestResult(
+        accepted=len(to_queue), duplicates=duplicates, rejected=rejected, suppressed=suppressed
+    )
+    return _answer(result)
+
+
+def _answer(result: IngestResult) -> dict[str, Any]:
+    """The SPEC's `{"accepted", "duplicates", "rejected"}`, with `suppressed` only when events
+    of erased users were dropped."""
+    return result.model_dump(exclude={"suppressed"} if not result.suppressed else None)
 
 
 @cache

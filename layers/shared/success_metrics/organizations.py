@@ -123,6 +123,11 @@ def get_organization(org_id: str, *, fresh: bool = False) -> Organization:
     return org
 
 
+def save_profile(org: Organization) -> Organization:
+    """Save a changed profile read with `fresh=True` (optimistic: ConflictError if it moved)."""
+    return _save(org)
+
+
 def _save(org: Organization) -> Organization:
     """Optimistic write: fails with ConflictError when someone else saved in between."""
     updated = org.model_copy(update={"version": org.version + 1})

@@ -26,6 +26,18 @@ class Settings(BaseModel):
     mixpanel_api_url: str = Field("https://api.mixpanel.com", alias="MIXPANEL_API_URL")
     mixpanel_eu_api_url: str = Field("https://api-eu.mixpanel.com", alias="MIXPANEL_EU_API_URL")
     ga4_api_url: str = Field("https://www.google-analytics.com", alias="GA4_API_URL")
+    # GDPR deletion endpoints (SPEC §7): Mixpanel's GDPR API, Google's OAuth token endpoint and
+    # the Google Analytics User Deletion API.
+    mixpanel_gdpr_api_url: str = Field("https://mixpanel.com", alias="MIXPANEL_GDPR_API_URL")
+    mixpanel_eu_gdpr_api_url: str = Field(
+        "https://eu.mixpanel.com", alias="MIXPANEL_EU_GDPR_API_URL"
+    )
+    google_oauth_token_url: str = Field(
+        "https://oauth2.googleapis.com/token", alias="GOOGLE_OAUTH_TOKEN_URL"
+    )
+    ga4_user_deletion_api_url: str = Field(
+        "https://www.googleapis.com", alias="GA4_USER_DELETION_API_URL"
+    )
     delivery_log_days: int = Field(30, alias="DELIVERY_LOG_DAYS", ge=1)
     # Circuit breaker per organization and destination (SPEC §4: 5 failures, 30 s to probe).
     breaker_failures: int = Field(5, alias="BREAKER_FAILURES", ge=1)
@@ -62,6 +74,10 @@ class Settings(BaseModel):
     export_sheet_rows: int = Field(1_000_000, alias="EXPORT_SHEET_ROWS", ge=1, le=1_048_575)
     # Deliveries of one export message before the job fails (the queue's maxReceiveCount).
     export_attempts: int = Field(5, alias="EXPORT_ATTEMPTS", ge=1)
+    # GDPR erasure (SPEC §7).
+    gdpr_queue_url: str = Field("", alias="GDPR_QUEUE_URL")
+    gdpr_attempts: int = Field(5, alias="GDPR_ATTEMPTS", ge=1)
+    gdpr_handover_ms: int = Field(60_000, alias="GDPR_HANDOVER_MS", ge=0)
     download_url_seconds: int = Field(900, alias="DOWNLOAD_URL_SECONDS", ge=1, le=900)
 
 

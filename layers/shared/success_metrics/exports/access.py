@@ -12,18 +12,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from success_metrics import consent, organizations
-from success_metrics.errors import NotFoundError, ValidationFailedError
+from success_metrics.errors import NotFoundError
 from success_metrics.exports import datasets
 from success_metrics.exports.models import Compression, Dataset, ExportRequest, Format
 
 
 def request(org_id: str, body: Any, today: date) -> ExportRequest:
     """The export request of an access request `{"user_id", "notify"}`."""
-    if not isinstance(body, dict) or set(body) - {"user_id", "notify"}:
-        raise ValidationFailedError('the body is {"user_id": ..., "notify": [addresses]}')
-    user = body.get("user_id")
-    if not isinstance(user, str) or not 1 <= len(user) <= 128 or any(c.isspace() for c in user):
-        raise ValidationFailedError("user_id is the user's id as the events carry it")
+    from success_metrics.gdpr import user_id_of
+
+    user = user_id_of(body, {"user_id", "notify"}, '{"user_id": ..., "notify": [addresses]}')
     org = organizations.get_organization(org_id)
     from success_metrics.http import parse_model
 

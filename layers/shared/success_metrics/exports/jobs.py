@@ -16,6 +16,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -454,3 +455,25 @@ def revoke_links(job: Job) -> None:
         {":yes": {"BOOL": True}, ":one": {"N": "1"}},
         "attribute_exists(pk)",
     )
+
+
+def every_job(org_id: str) -> Iterator[Job]:
+    """Every job record of the organization, expired or not (GDPR erasure goes through all)."""
+    pages = (
+        aws.dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=_table(),
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+            ExpressionAttributeValues={":pk": {"S": f"org#{org_id}"}, ":job": {"S": "job#"}},
+        )
+    )
+    for page in pages:
+        for item in page["Items"]:
+            yield _from_item(item)
+
+
+def delete(job: Job) -> None:
+    """Remove a job record (an erased user's access request: it names the user)."""
+    release_slot(job.org_id, job.export_id)
+    aws.dynamodb().delete_item(TableName=_table(), Key=_key(job.org_id, job.export_id))

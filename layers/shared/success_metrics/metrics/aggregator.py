@@ -253,7 +253,10 @@ def _transact(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
 def handle(message_id: str, body: dict[str, Any]) -> int:
     """Count one sync-queue message's events; safe to call again for the same message."""
     from success_metrics import organizations
+    from success_metrics.gdpr import suppression
 
     org = organizations.get_organization(body["org_id"])
-    deltas = compute_deltas(org.org_id, message_id, body["events"], org.retention_days)
+    # An erased user's events still in the queue are not counted (nor claimed) any more.
+    docs, _ = suppression.drop(org, body["events"])
+    deltas = compute_deltas(org.org_id, message_id, docs, org.retention_days)
     return apply(org.org_id, message_id, deltas, org.retention_days)

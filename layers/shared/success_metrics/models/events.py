@@ -218,3 +218,5 @@ class IngestResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: list[RejectedEvent]
+    # Events of users erased under GDPR: dropped, not stored (SPEC §7).
+    suppressed: int = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from success_metrics import aws
@@ -185,3 +186,53 @@ def reopen(org_id: str, delivery_id: str) -> dict[str, Any]:
     )
     payload: dict[str, Any] = current["payload"]
     return payload
+
+
+def scrub_payloads(
+    org_id: str, transform: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+) -> int:
+    """Apply `transform` to the events kept in every delivery payload of the organization
+    (GDPR erasure); rewrites the summaries it changed and returns how many."""
+    from success_metrics.sync.router import pack_events, unpack_events
+
+    table = get_settings().deliveries_table
+    pages = (
+        aws.dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression="attribute_exists(#status)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":pk": {"S": org_id}},
+        )
+    )
+    changed = 0
+    for page in pages:
+        for item in page["Items"]:
+            doc = json.loads(item["doc"]["S"])
+            payload = doc.get("payload")
+            if not payload:
+                continue
+            events = unpack_events(payload)
+            kept = transform(events)
+            if kept == events:
+                continue
+            # Producers choose event ids, and some put a user id in them: the removed events'
+            # ids go from the summary too.
+            removed = {e["id"] for e in events} - {e["id"] for e in kept}
+            doc["event_ids"] = [i for i in doc.get("event_ids", []) if i not in removed]
+            doc["delivered"] = [i for i in doc.get("delivered", []) if i not in removed]
+            for name in ("failed", "skipped"):
+                doc[name] = {k: v for k, v in (doc.get(name) or {}).items() if k not in removed}
+            payload = {k: v for k, v in payload.items() if k not in ("events", "events_gzip")}
+            payload["events_gzip"] = pack_events(
+                [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in kept]
+            )
+            doc["payload"] = payload
+            aws.dynamodb().put_item(
+                TableName=table,
+                Item={**item, "doc": {"S": json.dumps(doc)}},
+            )
+            changed += 1
+    return changed

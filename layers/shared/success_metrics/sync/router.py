@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from success_metrics import consent, destinations, organizations, sync_queue
+from success_metrics.gdpr import suppression
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
 from success_metrics.sync import privacy
@@ -59,8 +60,12 @@ def _with_current_consent(doc: dict[str, Any], state: dict[str, dict[str, bool]]
 def route(source_message_id: str, body: dict[str, Any]) -> int:
     """Queue the message's events for each enabled event destination; returns messages sent."""
     org = organizations.get_organization(body["org_id"])
+    # Events of users erased since they were accepted go nowhere (SPEC §7).
+    events, dropped = suppression.drop(org, body["events"])
+    if dropped:
+        metrics.add_metric(name="EventsSuppressed", unit=MetricUnit.Count, value=dropped)
     # Recorded whatever the destinations: the history is kept for the user, not for a platform.
-    state = consent.decisions(org.org_id, body["events"], org.retention_days, time.time())
+    state = consent.decisions(org.org_id, events, org.retention_days, time.time())
     targets = [d for d in destinations.list_all(org.org_id) if d.enabled and d.kind in EVENT_KINDS]
     if not targets:
         return 0
@@ -70,7 +75,7 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
         analytics = dest.kind in ("mixpanel", "ga4")
         outbound = []
         withheld = 0
-        for doc in body["events"]:
+        for doc in events:
             if dest.kind == "webhook" and not dest.accepts(doc["type"]):
                 continue
             gated = _with_current_consent(doc, state) if analytics else doc

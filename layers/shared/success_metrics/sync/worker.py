@@ -75,7 +75,7 @@ def _wait(state: RetryCallState) -> float:
 
 
 @cache
-def _client() -> httpx.Client:
+def client() -> httpx.Client:
     return ssrf.guarded_client(allow_loopback=get_settings().allow_loopback_webhooks, timeout=10.0)
 
 
@@ -108,7 +108,7 @@ def _on_transition(dest: Destination) -> Callable[[Any], None]:
     return notify
 
 
-def _guarded(dest: Destination, send: Callable[[], platforms.Outcome]) -> platforms.Outcome:
+def guarded(dest: Destination, send: Callable[[], platforms.Outcome]) -> platforms.Outcome:
     """One request: retried with tenacity, each attempt inside the shared circuit breaker."""
     from aws_lambda_powertools.utilities.circuit_breaker import (
         CircuitBreakerConfig,
@@ -156,7 +156,7 @@ def _requests(
     dest: Destination, secrets: dict[str, str], docs: list[dict[str, Any]], now: float
 ) -> tuple[list[tuple[list[str], Callable[[], platforms.Outcome]]], dict[str, str]]:
     """[(event ids, send)] for the destination's platform, and events skipped outright."""
-    client = _client()
+    http = client()
     settings = get_settings()
     if dest.kind == "mixpanel":
         base = (
@@ -169,7 +169,7 @@ def _requests(
             (
                 [event_id for event_id, _ in batch],
                 lambda batch=batch: platforms.send_mixpanel(  # type: ignore[misc]
-                    client, base, secrets, project if isinstance(project, str) else None, batch
+                    http, base, secrets, project if isinstance(project, str) else None, batch
                 ),
             )
             for batch in platforms.mixpanel_batches(docs)
@@ -181,7 +181,7 @@ def _requests(
             (
                 ids,
                 lambda ids=ids, body=body: platforms.send_ga4(  # type: ignore[misc]
-                    client, settings.ga4_api_url, measurement, secrets, ids, body
+                    http, settings.ga4_api_url, measurement, secrets, ids, body
                 ),
             )
             for ids, body in requests
@@ -223,7 +223,15 @@ def _record(
 def _pending(
     dest: Destination, deliveries: list[Delivery]
 ) -> list[tuple[Delivery, dict[str, Any], list[dict[str, Any]]]]:
-    """Each delivery, its summary so far, and the events it has not settled yet."""
+    """Each delivery, its summary so far, and the events it has not settled yet (never those
+    of a user erased since the delivery was queued)."""
+    from success_metrics import organizations
+    from success_metrics.gdpr import suppression
+
+    org = organizations.get_organization(dest.org_id)
+    gone = suppression.suppressed(
+        org, (i for d in deliveries for doc in d.events for i in suppression.identities(doc))
+    )
     pending = []
     for delivery in deliveries:
         previous = delivery_log.summary(dest.org_id, delivery.delivery_id) or {}
@@ -232,7 +240,12 @@ def _pending(
             | set(previous.get("failed", {}))
             | set(previous.get("skipped", {}))
         )
-        pending.append((delivery, previous, [d for d in delivery.events if d["id"] not in done]))
+        docs = [
+            d
+            for d in delivery.events
+            if d["id"] not in done and not gone.intersection(suppression.identities(d))
+        ]
+        pending.append((delivery, previous, docs))
     return pending
 
 
@@ -247,7 +260,7 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
     results: dict[str, platforms.Outcome] = {}
     started = time.perf_counter()
     for ids, send in requests:
-        outcome = _guarded(dest, send)
+        outcome = guarded(dest, send)
         for event_id in ids:
             results[event_id] = outcome
     latency = (time.perf_counter() - started) * 1000
@@ -307,10 +320,10 @@ def _deliver_webhooks(
         if not docs:
             continue
         started = time.perf_counter()
-        outcome = _guarded(
+        outcome = guarded(
             dest,
             lambda d=delivery, docs=docs: platforms.send_webhook(  # type: ignore[misc]
-                _client(), url, secrets["signing_secret"], d.delivery_id, docs
+                client(), url, secrets["signing_secret"], d.delivery_id, docs
             ),
         )
         status: delivery_log.Status = (

@@ -1,0 +1,776 @@
+"""GDPR erasure (SPEC §7): a job that removes one user from every place the system keeps data.
+
+`POST /v1/gdpr/erasures` suppresses the user at once (see `suppression`), records a job and
+queues it, delayed by the organization-profile cache lifetime so that no instance can still
+store or forward the user's events once deletion starts. The GDPR worker then runs the steps in
+order, saving progress after every page of work, so a crash or a handover resumes where it
+stopped and running a step twice changes nothing:
+
+1. `events`: the user's events, found through the `ByUser` index (the user id, then every
+   anonymous id those events carried), read in pages of 100, deleted with their metric claims
+   (`metric_claims`); the ids each platform knew the user by are collected on the way;
+2. `consent`: every consent record and history entry of those ids;
+3. `deliveries`: the user's events are removed from delivery-log payloads, and mentions of the
+   user in other users' events there are replaced with "[erased]";
+4. `references`: other users' stored events that mention the user (a referral's `inviter_id`,
+   say) get the same replacement: a filtered scan of the organization's events, resumable;
+5. `exports`: export files are deleted wholesale (exports do not record which users they hold):
+   every `events` export of the organization, running or finished, is cancelled or withdrawn,
+   its files, manifest and work files deleted and its links revoked; the user's own access
+   requests are deleted with their records. `metrics` and `summary` exports hold aggregates only;
+6. `mixpanel` and `ga4`: a deletion request to each configured destination, through the same
+   retry rules and circuit breaker as deliveries (see `sync.deletions`).
+
+Aggregated counters stay: they are numbers per day without personal data (GDPR Recital 26), and
+rolling one user out would change reports other people already read. The per-user claims that
+de-duplicate them are deleted; the user is suppressed, so nothing can be counted for them again.
+
+The job record is the receipt: a keyed hash of the user id (the same as the suppression list's),
+when it was requested, started and finished, and each system's outcome and counts. While it runs
+the user id and the collected ids are kept KMS-encrypted in the record; they are removed when it
+finishes. The SQS message carries only the organization and job ids.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, Field
+
+from success_metrics import aws, destinations, organizations, secret_box
+from success_metrics.errors import NotFoundError
+from success_metrics.gdpr import suppression
+from success_metrics.metrics.contributions import clean, contribution
+from success_metrics.models.organizations import Organization
+from success_metrics.observability import MetricUnit, logger, metrics
+from success_metrics.settings import get_settings
+
+STEPS = ("events", "consent", "deliveries", "references", "exports", "mixpanel", "ga4")
+SYSTEMS = ("suppression", "events", "metric_claims", *STEPS[1:])
+ERASED = "[erased]"
+PAGE = 100
+
+SystemStatus = Literal["pending", "running", "done", "not_configured", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "needs_attention"]
+
+
+class SystemProgress(BaseModel):
+    status: SystemStatus = "pending"
+    count: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Erasure(BaseModel):
+    """The job record, and once finished the receipt (it never holds the user id in clear)."""
+
+    erasure_id: str
+    org_id: str
+    key_id: str
+    status: JobStatus = "queued"
+    subject_hash: str
+    requested_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    step: str = STEPS[0]
+    cursor: dict[str, Any] = Field(default_factory=dict)
+    systems: dict[str, SystemProgress] = Field(
+        default_factory=lambda: {name: SystemProgress() for name in SYSTEMS}
+    )
+    version: int = 0
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "erasure_id": self.erasure_id,
+            "status": self.status,
+            "subject_hash": self.subject_hash,
+            "requested_at": _iso(self.requested_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "step": None if self.finished_at else self.step,
+            "systems": {
+                name: {
+                    **progress.model_dump(exclude={"started_at", "finished_at"}),
+                    "started_at": _iso(progress.started_at),
+                    "finished_at": _iso(progress.finished_at),
+                }
+                for name, progress in self.systems.items()
+            },
+            "links": {"self": f"/v1/gdpr/erasures/{self.erasure_id}"},
+        }
+
+
+class Subject(BaseModel):
+    """What the worker must know about the user while it runs; kept encrypted at rest."""
+
+    user: str
+    anonymous_ids: list[str] = Field(default_factory=list)
+    mixpanel_ids: list[str] = Field(default_factory=list)
+    ga4_user_ids: list[str] = Field(default_factory=list)
+    ga4_client_ids: list[str] = Field(default_factory=list)
+
+    def raw_ids(self) -> list[str]:
+        return [self.user, *self.anonymous_ids]
+
+    def actors(self) -> list[str]:
+        """The `ByUser` keys of the user's events."""
+        return [self.user, *(f"anon:{a}" for a in self.anonymous_ids)]
+
+
+class RetryLater(Exception):
+    """A platform is failing in a retryable way: let SQS deliver the job again later."""
+
+
+class Stale(Exception):
+    """Another worker saved this job meanwhile; this one stops."""
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def new_erasure_id(now: float) -> str:
+    return f"era_{int(now * 1000):012x}{secrets.token_hex(5)}"
+
+
+# ------------------------------------------------------------------ storage
+
+
+def _key(org_id: str, erasure_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"erasure#{org_id}"}, "sk": {"S": erasure_id}}
+
+
+def _load(org_id: str, erasure_id: str) -> tuple[Erasure, str | None]:
+    item = (
+        aws.dynamodb()
+        .get_item(
+            TableName=get_settings().privacy_table,
+            Key=_key(org_id, erasure_id),
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    if item is None or int(item["expires_at"]["N"]) <= time.time():
+        raise NotFoundError(f"erasure {erasure_id} does not exist")
+    return Erasure.model_validate_json(item["doc"]["S"]), item.get("subject", {}).get("S")
+
+
+def get(org_id: str, erasure_id: str) -> Erasure:
+    return _load(org_id, erasure_id)[0]
+
+
+def _save(job: Erasure, subject: Subject | None, retention_days: int, now: float) -> Erasure:
+    """Write the record if nobody else did since it was read; the subject only while it runs."""
+    saved = job.model_copy(update={"version": job.version + 1, "updated_at": now})
+    item: dict[str, Any] = {
+        **_key(job.org_id, job.erasure_id),
+        "doc": {"S": saved.model_dump_json()},
+        "version": {"N": str(saved.version)},
+        "expires_at": {"N": str(int(now) + retention_days * 86400)},
+    }
+    if subject is not None:
+        item["subject"] = {"S": secret_box.encrypt(subject.model_dump_json(), job.org_id)}
+    try:
+        aws.dynamodb().put_item(
+            TableName=get_settings().privacy_table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk) OR version = :v",
+            ExpressionAttributeValues={":v": {"N": str(job.version)}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise Stale(job.erasure_id) from exc
+        raise
+    return saved
+
+
+def request(body: Any) -> str:
+    """The user id of `POST /v1/gdpr/erasures {"user_id": ...}`."""
+    from success_metrics.gdpr import user_id_of
+
+    return user_id_of(body, {"user_id"}, '{"user_id": ...}')
+
+
+def start(org: Organization, key_id: str, user: str, now: float) -> tuple[Erasure, bool]:
+    """Suppress the user and queue an erasure; an erasure of the same user still under way is
+    returned instead of a second one. Returns (job, created)."""
+    digest = suppression.subject_hash(org, user)
+    existing = suppression.find(org, digest)
+    if existing is not None:
+        try:
+            job = get(org.org_id, existing["erasure_id"])
+        except NotFoundError:
+            job = None
+        if job is not None and job.finished_at is None:
+            return job, False
+    job = Erasure(
+        erasure_id=new_erasure_id(now),
+        org_id=org.org_id,
+        key_id=key_id,
+        subject_hash=digest,
+        requested_at=now,
+        updated_at=now,
+    )
+    suppression.add(org, digest, job.erasure_id, now)
+    job.systems["suppression"] = SystemProgress(
+        status="done", count=1, started_at=now, finished_at=now
+    )
+    job = _save(job, Subject(user=user), org.retention_days, now)
+    # No instance may hold a profile without the suppression flag when deletion starts.
+    cached = get_settings().config_cache_seconds
+    _enqueue(job, min(900, int(cached) + 5) if cached > 0 else 0)
+    metrics.add_metric(name="ErasuresRequested", unit=MetricUnit.Count, value=1)
+    return job, True
+
+
+def _enqueue(job: Erasure, delay: int = 0) -> None:
+    aws.sqs().send_message(
+        QueueUrl=get_settings().gdpr_queue_url,
+        MessageBody=json.dumps({"org_id": job.org_id, "erasure_id": job.erasure_id}),
+        DelaySeconds=delay,
+    )
+
+
+# ------------------------------------------------------------------ the worker
+
+
+class _Run:
+    """One invocation's work on one job: runs steps until done, out of time, or told to wait."""
+
+    def __init__(
+        self,
+        org: Organization,
+        job: Erasure,
+        subject: Subject,
+        remaining_ms: Callable[[], int],
+        last_attempt: bool,
+    ) -> None:
+        self.org = org
+        self.job = job
+        self.subject = subject
+        self.remaining_ms = remaining_ms
+        self.last_attempt = last_attempt
+        self.key = organizations.pseudonym_key(org)
+
+    # -- bookkeeping
+
+    def save(self) -> None:
+        self.job = _save(self.job, self.subject, self.org.retention_days, time.time())
+
+    def system(self, name: str) -> SystemProgress:
+        progress = self.job.systems[name]
+        if progress.status == "pending":
+            progress.status = "running"
+            progress.started_at = time.time()
+        return progress
+
+    def finish_system(self, name: str, status: SystemStatus = "done") -> None:
+        progress = self.system(name)
+        progress.status = status
+        progress.finished_at = time.time()
+
+    def out_of_time(self) -> bool:
+        return self.remaining_ms() < get_settings().gdpr_handover_ms
+
+    # -- needles: every form of the user's ids that other data may hold
+
+    def needles(self) -> set[str]:
+        from success_metrics.sync import privacy
+
+        ids = set(self.subject.raw_ids())
+        return ids | {privacy.pseudonym(self.key, value) for value in ids}
+
+    def run(self) -> bool:
+        """True when the job finished; False when it handed over to a fresh invocation."""
+        if self.job.started_at is None:
+            self.job.started_at = time.time()
+            self.job.status = "running"
+            self.save()
+        while self.job.step != "finished":
+            step: Callable[[], bool] = getattr(self, f"step_{self.job.step}")
+            if not step():
+                return False
+            index = STEPS.index(self.job.step)
+            self.job.step = STEPS[index + 1] if index + 1 < len(STEPS) else "finished"
+            self.job.cursor = {}
+            self.save()
+        return True
+
+    # -- 1. events and their metric claims
+
+    def step_events(self) -> bool:
+        progress = self.system("events")
+        claims = self.system("metric_claims")
+        cursor = self.job.cursor
+        while True:
+            actors = self.subject.actors()
+            index = int(cursor.get("actor", 0))
+            if index >= len(actors):
+                break
+            page = list(_user_keys(self.org.org_id, actors[index], cursor.get("after"), PAGE))
+            if not page:
+                cursor = {"actor": index + 1}
+                self.job.cursor = cursor
+                continue
+            docs = _read_events(key for _, key in page)
+            for doc in docs:
+                self._learn(doc)
+            claims.count += _delete_claims(self.org.org_id, self._claim_keys(docs))
+            progress.count += _delete_events([key for _, key in page])
+            cursor = {"actor": index, "after": page[-1][0]}
+            self.job.cursor = cursor
+            self.save()
+            if self.out_of_time():
+                return False
+        user = clean(self.subject.user, 128)
+        claims.count += _delete_claims(self.org.org_id, [f"once|converted|{user}"])
+        # Anonymous ids, and the pseudonyms anonymised deliveries carry, are suppressed too:
+        # a delivery queued before the erasure never sends the user's events afterwards.
+        for value in sorted(self.needles() - {self.subject.user}):
+            suppression.add(
+                self.org,
+                suppression.subject_hash(self.org, value),
+                self.job.erasure_id,
+                time.time(),
+            )
+        self.finish_system("events")
+        self.finish_system("metric_claims")
+        return True
+
+    def _learn(self, doc: dict[str, Any]) -> None:
+        """Note the anonymous ids and the ids each platform received for this event."""
+        from success_metrics.sync import platforms, privacy
+
+        subject = self.subject
+        anonymous = doc.get("anonymous_id")
+        if anonymous and anonymous not in subject.anonymous_ids:
+            subject.anonymous_ids.append(str(anonymous))
+        sent = privacy.outbound(
+            doc, self.key, analytics=False, anonymise_all=self.org.anonymise_all
+        )
+        assert sent is not None
+        forms = []
+        if sent.get("user_id"):
+            forms.append(str(sent["user_id"]))
+            _add(subject.ga4_user_ids, str(sent["user_id"]))
+        if sent.get("anonymous_id"):
+            forms.append(f"$device:{sent['anonymous_id']}")
+        for form in forms:
+            _add(subject.mixpanel_ids, form)
+        _add(subject.ga4_client_ids, platforms.ga4_client_id(sent))
+
+    def _claim_keys(self, docs: list[dict[str, Any]]) -> list[str]:
+        user = clean(self.subject.user, 128)
+        keys = []
+        for doc in docs:
+            keys.append(f"event|{doc['id']}")
+            keys += [t.key for t in contribution(doc).tokens if user in t.key.split("|")]
+        return keys
+
+    # -- 2. consent
+
+    def step_consent(self) -> bool:
+        progress = self.system("consent")
+        for raw in self.subject.raw_ids():
+            progress.count += _delete_partition(
+                get_settings().privacy_table, f"{self.org.org_id}#{raw}"
+            )
+        self.finish_system("consent")
+        return True
+
+    # -- 3. delivery-log payloads
+
+    def step_deliveries(self) -> bool:
+        from success_metrics.sync import delivery_log
+
+        needles = self.needles()
+        progress = self.system("deliveries")
+        progress.count += delivery_log.scrub_payloads(
+            self.org.org_id, lambda docs: _scrub_docs(docs, needles)
+        )
+        self.finish_system("deliveries")
+        return True
+
+    # -- 4. other users' events that mention the user
+
+    def step_references(self) -> bool:
+        needles = sorted(self.needles())
+        progress = self.system("references")
+        table = get_settings().events_table
+        values: dict[str, Any] = {":org": {"S": self.org.org_id}}
+        mentions = []
+        for i, needle in enumerate(needles):
+            values[f":n{i}"] = {"S": json.dumps(needle, ensure_ascii=False)}
+            mentions.append(f"contains(body, :n{i})")
+        request: dict[str, Any] = {
+            "TableName": table,
+            "FilterExpression": f"org_id = :org AND ({' OR '.join(mentions)})",
+            "ExpressionAttributeValues": values,
+            "ProjectionExpression": "pk, body",
+        }
+        while True:
+            if self.job.cursor.get("after"):
+                request["ExclusiveStartKey"] = self.job.cursor["after"]
+            page = aws.dynamodb().scan(**request)
+            for item in page["Items"]:
+                doc = json.loads(item["body"]["S"])
+                cleaned = _scrub(doc, set(needles))
+                if cleaned != doc:
+                    _rewrite_body(table, item["pk"], cleaned)
+                    progress.count += 1
+            if "LastEvaluatedKey" not in page:
+                break
+            self.job.cursor = {"after": page["LastEvaluatedKey"]}
+            self.save()
+            if self.out_of_time():
+                return False
+        self.finish_system("references")
+        return True
+
+    # -- 5. export files
+
+    def step_exports(self) -> bool:
+        from success_metrics.exports import jobs, worker
+        from success_metrics.exports.models import ACTIVE, Dataset, Status
+
+        progress = self.system("exports")
+        now = time.time()
+        for listed in jobs.every_job(self.org.org_id):
+            request = listed.request
+            mine = request.dataset is Dataset.ACCESS and request.subject in self.subject.raw_ids()
+            if request.dataset is not Dataset.EVENTS and not mine:
+                continue
+            export = listed
+            if listed.status in ACTIVE:
+                jobs.cancel(listed, now)
+                export = jobs.get(listed.org_id, listed.export_id)
+            if export.status is Status.SUCCEEDED and not export.links_revoked:
+                jobs.revoke_links(export)
+            worker.cleanup(export, keep_file=False)
+            if mine:
+                jobs.delete(export)
+            progress.count += 1
+        self.finish_system("exports")
+        return True
+
+    # -- 6. analytics platforms
+
+    def step_mixpanel(self) -> bool:
+        return self._platform("mixpanel", self._mixpanel)
+
+    def step_ga4(self) -> bool:
+        return self._platform("ga4", self._ga4)
+
+    def _platform(self, kind: str, send: Callable[[Any, dict[str, Any]], None]) -> bool:
+        progress = self.system(kind)
+        targets = [d for d in destinations.list_all(self.org.org_id) if d.kind == kind]
+        for dest in targets:
+            detail = progress.detail.setdefault(dest.dest_id, {"status": "pending"})
+            if detail["status"] in ("done", "failed", "not_configured"):
+                continue
+            send(dest, detail)
+            self.save()
+        statuses = {d["status"] for d in progress.detail.values()}
+        status: SystemStatus = "done"
+        if "failed" in statuses:
+            status = "failed"
+        elif "not_configured" in statuses:
+            status = "not_configured"
+        progress.count = sum(int(d.get("requests", 0)) for d in progress.detail.values())
+        progress.error = (
+            "; ".join(
+                f"{dest}: {d['error']}" for dest, d in progress.detail.items() if d.get("error")
+            )
+            or None
+        )
+        self.finish_system(kind, status)
+        return True
+
+    def _settle(self, detail: dict[str, Any], outcome: Any) -> bool:
+        """Record a platform answer; False when the destination is finished (failed)."""
+        from success_metrics.sync import platforms
+
+        if outcome.retryable:
+            if not self.last_attempt:
+                detail["error"] = outcome.error
+                raise RetryLater(outcome.error or "retryable failure")
+            outcome = platforms.Outcome(outcome.status, error=outcome.error)
+        if outcome.error:
+            detail.update(status="failed", error=outcome.error)
+            return False
+        return True
+
+    def _mixpanel(self, dest: Any, detail: dict[str, Any]) -> None:
+        from success_metrics.sync import deletions, worker
+
+        values = destinations.secrets(dest)
+        if not values.get("gdpr_token"):
+            detail.update(
+                status="not_configured",
+                error="no gdpr_token: set the project's GDPR OAuth token on the destination, "
+                "or delete the user in Mixpanel's privacy settings",
+            )
+            return
+        settings = get_settings()
+        base = (
+            settings.mixpanel_eu_gdpr_api_url
+            if dest.public.get("region") == "eu"
+            else settings.mixpanel_gdpr_api_url
+        )
+        ids = sorted(self.subject.mixpanel_ids)
+        done = int(detail.get("sent_ids", 0))
+        tasks: list[str] = detail.setdefault("task_ids", [])
+        for batch in deletions.id_batches(ids[done:]):
+            answer: dict[str, str | None] = {}
+
+            def send(batch: list[str] = batch, answer: dict[str, str | None] = answer) -> Any:
+                outcome, answer["task"] = deletions.mixpanel_delete(
+                    worker.client(), base, values["project_token"], values["gdpr_token"], batch
+                )
+                return outcome
+
+            outcome = self._guard(dest, send)
+            if not self._settle(detail, outcome):
+                return
+            if answer.get("task"):
+                tasks.append(str(answer["task"]))
+            detail["sent_ids"] = done = done + len(batch)
+            detail["requests"] = int(detail.get("requests", 0)) + 1
+        detail.update(status="done", error=None)
+
+    def _ga4(self, dest: Any, detail: dict[str, Any]) -> None:
+        from success_metrics.sync import deletions, worker
+
+        values = destinations.secrets(dest)
+        property_id = dest.public.get("property_id")
+        client_id = dest.public.get("oauth_client_id")
+        if not (
+            property_id
+            and client_id
+            and values.get("oauth_client_secret")
+            and values.get("oauth_refresh_token")
+        ):
+            detail.update(
+                status="not_configured",
+                error="set property_id and the OAuth client and refresh token (scope "
+                "analytics.user.deletion) on the destination, or delete the user in GA4",
+            )
+            return
+        settings = get_settings()
+        token: dict[str, str | None] = {}
+
+        def fetch_token() -> Any:
+            outcome, token["value"] = deletions.google_access_token(
+                worker.client(), settings.google_oauth_token_url, values, str(client_id)
+            )
+            return outcome
+
+        if not self._settle(detail, self._guard(dest, fetch_token)):
+            return
+        access = str(token["value"])
+        wanted = [("USER_ID", u) for u in sorted(self.subject.ga4_user_ids)] + [
+            ("CLIENT_ID", c) for c in sorted(self.subject.ga4_client_ids)
+        ]
+        done = int(detail.get("sent_ids", 0))
+        for id_type, value in wanted[done:]:
+
+            def send(id_type: str = id_type, value: str = value) -> Any:
+                return deletions.ga4_delete(
+                    worker.client(),
+                    settings.ga4_user_deletion_api_url,
+                    access,
+                    str(property_id),
+                    id_type,
+                    value,
+                )
+
+            outcome = self._guard(dest, send)
+            if not self._settle(detail, outcome):
+                return
+            detail["sent_ids"] = done = done + 1
+            detail["requests"] = int(detail.get("requests", 0)) + 1
+        detail.update(status="done", error=None)
+
+    def _guard(self, dest: Any, send: Callable[[], Any]) -> Any:
+        from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
+
+        from success_metrics.sync import platforms, worker
+
+        try:
+            return worker.guarded(dest, send)
+        except CircuitBreakerOpenError:
+            return platforms.Outcome(None, retryable=True, error="circuit breaker open")
+
+    # -- the end
+
+    def complete(self) -> None:
+        gaps = [
+            name
+            for name, progress in self.job.systems.items()
+            if progress.status in ("failed", "not_configured")
+        ]
+        self.job.status = "needs_attention" if gaps else "succeeded"
+        self.job.finished_at = time.time()
+        # The receipt keeps no id: the encrypted subject is dropped with this write.
+        self.job = _save(self.job, None, self.org.retention_days, time.time())
+        metrics.add_metric(name="ErasuresCompleted", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "erasure finished",
+            extra={"erasure_id": self.job.erasure_id, "status": self.job.status, "gaps": gaps},
+        )
+
+
+def work(org_id: str, erasure_id: str, remaining_ms: Callable[[], int], receive_count: int) -> str:
+    """Work on one job; returns "finished", "handed over", "waiting" or "nothing to do".
+
+    Raises RetryLater when a platform keeps failing (SQS delivers the job again later)."""
+    try:
+        job, sealed = _load(org_id, erasure_id)
+    except NotFoundError:
+        logger.warning("erasure record not found", extra={"erasure_id": erasure_id})
+        return "nothing to do"
+    if job.finished_at is not None or sealed is None:
+        return "nothing to do"
+    org = organizations.get_organization(org_id, fresh=True)
+    subject = Subject.model_validate_json(secret_box.decrypt(sealed, org_id))
+    last = receive_count >= get_settings().gdpr_attempts
+    run = _Run(org, job, subject, remaining_ms, last)
+    try:
+        if not run.run():
+            _enqueue(run.job)
+            return "handed over"
+        run.complete()
+    except RetryLater:
+        run.save()
+        return "waiting"
+    except Stale:
+        return "nothing to do"
+    return "finished"
+
+
+# ------------------------------------------------------------------ table helpers
+
+
+def _add(values: list[str], value: str) -> None:
+    if value not in values:
+        values.append(value)
+
+
+def _user_keys(
+    org_id: str, actor: str, after: str | None, limit: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    from success_metrics.exports import datasets
+
+    keys = datasets.user_event_keys(org_id, actor, after)
+    for _ in range(limit):
+        found = next(keys, None)
+        if found is None:
+            return
+        yield found
+
+
+def _read_events(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored documents of these keys, expired or not (erasure removes everything)."""
+    table = get_settings().events_table
+    wanted = list(keys)
+    if not wanted:
+        return []
+    request: dict[str, Any] = {table: {"Keys": wanted, "ConsistentRead": True}}
+    docs = []
+    while request:
+        answer = aws.dynamodb().batch_get_item(RequestItems=request)
+        docs += [json.loads(i["body"]["S"]) for i in answer["Responses"].get(table, [])]
+        request = answer.get("UnprocessedKeys") or {}
+    return docs
+
+
+def _batch_delete(table: str, keys: list[dict[str, Any]]) -> int:
+    client = aws.dynamodb()
+    for start in range(0, len(keys), 25):
+        request: dict[str, Any] = {
+            table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
+        }
+        while request:
+            answer = client.batch_write_item(RequestItems=request)
+            request = answer.get("UnprocessedItems") or {}
+            if request:
+                time.sleep(0.05)
+    return len(keys)
+
+
+def _delete_events(keys: list[dict[str, Any]]) -> int:
+    return _batch_delete(get_settings().events_table, keys)
+
+
+def _delete_claims(org_id: str, claim_keys: list[str]) -> int:
+    """Delete the claims among `claim_keys` that exist; returns how many existed."""
+    table = get_settings().metrics_claims_table
+    wanted = [{"pk": {"S": f"{org_id}|{k}"}} for k in dict.fromkeys(claim_keys)]
+    existing: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 100):
+        request: dict[str, Any] = {
+            table: {"Keys": wanted[start : start + 100], "ProjectionExpression": "pk"}
+        }
+        while request:
+            answer = aws.dynamodb().batch_get_item(RequestItems=request)
+            existing += [{"pk": i["pk"]} for i in answer["Responses"].get(table, [])]
+            request = answer.get("UnprocessedKeys") or {}
+    return _batch_delete(table, existing)
+
+
+def _delete_partition(table: str, pk: str) -> int:
+    pages = (
+        aws.dynamodb()
+        .get_paginator("query")
+        .paginate(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ProjectionExpression="pk, sk",
+        )
+    )
+    keys = [{"pk": i["pk"], "sk": i["sk"]} for page in pages for i in page["Items"]]
+    return _batch_delete(table, keys)
+
+
+def _rewrite_body(table: str, key: Any, doc: dict[str, Any]) -> None:
+    try:
+        aws.dynamodb().update_item(
+            TableName=table,
+            Key={"pk": key},
+            UpdateExpression="SET body = :body",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":body": {"S": json.dumps(doc, separators=(",", ":"), ensure_ascii=False)}
+            },
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+def _scrub(value: Any, needles: set[str]) -> Any:
+    """`value` with every string equal to one of `needles` replaced by "[erased]"."""
+    if isinstance(value, str):
+        return ERASED if value in needles else value
+    if isinstance(value, list):
+        return [_scrub(v, needles) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, needles) for k, v in value.items()}
+    return value
+
+
+def _scrub_docs(docs: list[dict[str, Any]], needles: set[str]) -> list[dict[str, Any]]:
+    """A payload's events without the user's own, and with mentions of the user erased."""
+    kept = [d for d in docs if not needles.intersection(suppression.identities(d))]
+    return [_scrub(d, needles) for d in kept]

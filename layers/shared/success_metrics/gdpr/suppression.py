@@ -1,0 +1,120 @@
+"""The suppression list: users erased from an organization, whose later events are dropped.
+
+Items in the privacy table, `pk = suppress#<org>`, `sk = <subject hash>`: only a keyed hash of
+the user id (HMAC-SHA256 with a key derived from the organization's own key for this purpose),
+never the id itself, so the list proves nothing about who was erased to anyone without the key.
+
+The organization profile carries `has_suppressions`; only organizations that have erased someone
+pay for the look-up (one BatchGetItem per batch of events). Profiles are cached for at most
+CONFIG_CACHE_SECONDS, so the erasure worker starts deleting only after that has passed since the
+user was suppressed: no instance can still store or forward an event of theirs after that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from typing import Any
+
+from success_metrics import aws, organizations
+from success_metrics.errors import ConflictError
+from success_metrics.models.organizations import Organization
+from success_metrics.settings import get_settings
+
+PURPOSE = "erasure-subject"
+
+
+def subject_hash(org: Organization, user: str) -> str:
+    """The keyed hash that stands for a user in the suppression list and erasure receipts."""
+    key = organizations.derived_key(org, PURPOSE)
+    return hmac.new(key, user.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _key(org_id: str, digest: str) -> dict[str, Any]:
+    return {"pk": {"S": f"suppress#{org_id}"}, "sk": {"S": digest}}
+
+
+def actor(doc: dict[str, Any]) -> str | None:
+    value = doc.get("user_id") or doc.get("anonymous_id")
+    return str(value) if value else None
+
+
+def identities(doc: dict[str, Any]) -> list[str]:
+    """The ids in an event that a suppression can name: the user id and the anonymous id."""
+    return [str(doc[name]) for name in ("user_id", "anonymous_id") if doc.get(name)]
+
+
+def add(org: Organization, digest: str, erasure_id: str, now: float) -> None:
+    """Suppress a subject (idempotent), and mark the organization as having suppressions."""
+    aws.dynamodb().put_item(
+        TableName=get_settings().privacy_table,
+        Item={
+            **_key(org.org_id, digest),
+            "erasure_id": {"S": erasure_id},
+            "suppressed_at": {"N": str(int(now))},
+        },
+    )
+    for _ in range(5):
+        current = organizations.get_organization(org.org_id, fresh=True)
+        if current.has_suppressions:
+            return
+        try:
+            organizations.save_profile(current.model_copy(update={"has_suppressions": True}))
+            return
+        except ConflictError:
+            continue
+    raise ConflictError("the organization kept changing; try the erasure again")
+
+
+def find(org: Organization, digest: str) -> dict[str, Any] | None:
+    item = (
+        aws.dynamodb()
+        .get_item(
+            TableName=get_settings().privacy_table,
+            Key=_key(org.org_id, digest),
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    if item is None:
+        return None
+    return {
+        "erasure_id": item["erasure_id"]["S"],
+        "suppressed_at": int(item["suppressed_at"]["N"]),
+    }
+
+
+def suppressed(org: Organization, users: Iterable[str]) -> set[str]:
+    """Which of `users` are suppressed (none at all without a look-up for most organizations)."""
+    wanted = sorted(set(users))
+    if not org.has_suppressions or not wanted:
+        return set()
+    by_hash = {subject_hash(org, u): u for u in wanted}
+    table = get_settings().privacy_table
+    found: set[str] = set()
+    hashes = list(by_hash)
+    client = aws.dynamodb()
+    for start in range(0, len(hashes), 100):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [_key(org.org_id, h) for h in hashes[start : start + 100]],
+                "ProjectionExpression": "sk",
+            }
+        }
+        while request:
+            answer = client.batch_get_item(RequestItems=request)
+            found.update(by_hash[i["sk"]["S"]] for i in answer["Responses"].get(table, []))
+            request = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def drop(org: Organization, docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """`docs` without the events of suppressed users, and how many were dropped."""
+    if not org.has_suppressions or not docs:
+        return docs, 0
+    gone = suppressed(org, (i for d in docs for i in identities(d)))
+    if not gone:
+        return docs, 0
+    kept = [d for d in docs if not gone.intersection(identities(d))]
+    return kept, len(docs) - len(kept)
