@@ -119,7 +119,7 @@ def submit(
             now,
             whose="this API key",
         )
-        job = jobs.create(org.org_id, caller.key_id, request, export_id, now)
+        job = jobs.create(org.org_id, caller.key_id, request, export_id, now, org.retention_days)
     except BaseException:
         jobs.release_slot(org.org_id, export_id)
         raise

@@ -202,7 +202,16 @@ def _release_stale(org_id: str, now: float) -> bool:
 # ------------------------------------------------------------------ create and read
 
 
-def create(org_id: str, key_id: str, request: ExportRequest, export_id: str, now: float) -> Job:
+def create(
+    org_id: str,
+    key_id: str,
+    request: ExportRequest,
+    export_id: str,
+    now: float,
+    retention_days: int = RECORD_DAYS,
+) -> Job:
+    """Record a queued job; the record lasts RECORD_DAYS, or the organization's retention when
+    that is shorter (it names the notified addresses, and an access request's user)."""
     job = Job(
         org_id=org_id,
         export_id=export_id,
@@ -225,7 +234,7 @@ def create(org_id: str, key_id: str, request: ExportRequest, export_id: str, now
             "updated_at": {"N": repr(now)},
             "slices": {"M": {}},
             "link_version": {"N": "1"},
-            "expires_at": {"N": str(int(now) + RECORD_DAYS * 86400)},
+            "expires_at": {"N": str(int(now) + min(RECORD_DAYS, retention_days) * 86400)},
         },
         ConditionExpression="attribute_not_exists(pk)",
     )

@@ -18,8 +18,14 @@ from success_metrics.settings import get_settings
 Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying"]
 
 
-def _expiry() -> str:
-    return str(int(time.time()) + get_settings().delivery_log_days * 86400)
+def _expiry(org_id: str) -> str:
+    """DELIVERY_LOG_DAYS from now, or the organization's retention when that is shorter: the
+    log keeps payloads, which must not outlive the events they carry."""
+    from success_metrics import organizations
+
+    retention = organizations.get_organization(org_id).retention_days
+    days = min(get_settings().delivery_log_days, retention)
+    return str(int(time.time()) + days * 86400)
 
 
 def summary(org_id: str, delivery_id: str) -> dict[str, Any] | None:
@@ -82,7 +88,7 @@ def record_attempt(
         "first_at": previous.get("first_at", now),
     }
     table = get_settings().deliveries_table
-    expiry = _expiry()
+    expiry = _expiry(org_id)
     aws.dynamodb().batch_write_item(
         RequestItems={
             table: [
@@ -181,7 +187,7 @@ def reopen(org_id: str, delivery_id: str) -> dict[str, Any]:
             "sk": {"S": delivery_id},
             "status": {"S": "pending"},
             "doc": {"S": json.dumps(current)},
-            "expires_at": {"N": _expiry()},
+            "expires_at": {"N": _expiry(org_id)},
         },
     )
     payload: dict[str, Any] = current["payload"]
