@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam and cfn-lint must never reach the network for telemetry or update checks.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck template unit integration e2e build bench lock clean
+.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ build: $(STAMP)
 bench: $(STAMP)
 	@for b in $(filter-out benchmarks/bench_env.py,$(wildcard benchmarks/*.py)); do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## openapi: regenerate docs/openapi.json from the route table and the models
+openapi: $(STAMP)
+	$(BIN)/python -c "from success_metrics import openapi; open('docs/openapi.json', 'w').write(openapi.document_json())"
 
 ## lock: re-resolve requirements-dev.in into the pinned requirements-dev.txt
 lock:

@@ -1,0 +1,345 @@
+"""The HTTP API's route table: one entry per route, the single list the OpenAPI document, the
+tenant-isolation matrix and the fuzz tests are generated from. Tests check it against
+`template.yaml` and against the routes each function's resolver registers, so a route cannot be
+added in one place and forgotten in another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from success_metrics.models.organizations import Scope
+
+Auth = Literal["api_key", "signature", "link_or_api_key", "public"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: Literal["path", "query", "header"]
+    schema: Any = str  # a type, or typing.Annotated / Literal
+    required: bool = False
+    description: str = ""
+    alias: str | None = None
+
+    @property
+    def wire_name(self) -> str:
+        return self.alias or self.name
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # OpenAPI style: /v1/exports/{export_id}
+    function: str  # the template's logical id
+    operation_id: str
+    summary: str
+    auth: Auth
+    scope: Scope | None
+    status: int
+    # What the route reads or changes, for the tenant-isolation matrix: a route about one
+    # resource of the caller's organization must answer 404 for another organization's.
+    resource: str | None = None
+    body: str | None = None  # "module:Model" of the JSON request body
+    response: str | None = None  # "module:Model" of the success answer
+    params: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = (400, 401, 403, 404, 429)
+
+    @property
+    def path_params(self) -> list[Param]:
+        return [p for p in self.params if p.where == "path"]
+
+
+_DEST = Param("dest_id", "path", required=True, description="the destination's id")
+_EXPORT = Param("export_id", "path", required=True, description="the export's id (exp_…)")
+_ERASURE = Param("erasure_id", "path", required=True, description="the erasure's id (era_…)")
+_SIGNED = (
+    Param("org_id", "path", required=True, description="the sending organization"),
+    Param("webhook-id", "header", required=True, description="unique per delivery"),
+    Param("webhook-timestamp", "header", required=True, description="Unix seconds"),
+    Param("webhook-signature", "header", required=True, description="v1,<base64 HMAC>"),
+)
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/organizations/{org_id}/events",
+        "WebhookReceiveFunction",
+        "sendEvents",
+        "Send one event or a batch, signed with the Standard Webhooks scheme",
+        "signature",
+        None,
+        202,
+        body="success_metrics.models.api:SendEventsBody",
+        response="success_metrics.models.events:IngestResult",
+        params=_SIGNED,
+        errors=(400, 401, 409, 413, 415, 429),
+    ),
+    Route(
+        "GET",
+        "/v1/organization",
+        "AdminApiFunction",
+        "getOrganization",
+        "The caller's organization: limits, retention, the key's scopes",
+        "api_key",
+        None,
+        200,
+        resource="organization",
+        response="success_metrics.models.organizations:OrganizationView",
+        errors=(401,),
+    ),
+    Route(
+        "GET",
+        "/v1/destinations",
+        "AdminApiFunction",
+        "listDestinations",
+        "The organization's destinations (secrets are never returned)",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        200,
+        resource="destination",
+        response="success_metrics.models.api:DestinationList",
+        errors=(401, 403),
+    ),
+    Route(
+        "GET",
+        "/v1/destinations/{dest_id}",
+        "AdminApiFunction",
+        "getDestination",
+        "One destination",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        200,
+        resource="destination",
+        response="success_metrics.models.destinations:DestinationView",
+        params=(_DEST,),
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "PUT",
+        "/v1/destinations/{dest_id}",
+        "AdminApiFunction",
+        "putDestination",
+        "Create or replace a destination; secrets are write-only",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        200,
+        resource="destination",
+        body="success_metrics.models.destinations:DestinationRequest",
+        response="success_metrics.models.destinations:DestinationView",
+        params=(_DEST,),
+        errors=(400, 401, 403, 415),
+    ),
+    Route(
+        "DELETE",
+        "/v1/destinations/{dest_id}",
+        "AdminApiFunction",
+        "deleteDestination",
+        "Remove a destination",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        204,
+        resource="destination",
+        params=(_DEST,),
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "GET",
+        "/v1/deliveries",
+        "AdminApiFunction",
+        "listDeliveries",
+        "The delivery log, or where one event stands at each destination",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        200,
+        resource="delivery",
+        response="success_metrics.models.api:DeliveryList",
+        params=(
+            Param("status", "query", description="pending, succeeded, partial, failed…"),
+            Param("limit", "query", int, description="1 to 1000"),
+            Param("event_id", "query", description="where this event stands"),
+        ),
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "POST",
+        "/v1/deliveries/{delivery_id}/retry",
+        "AdminApiFunction",
+        "retryDelivery",
+        "Queue a delivery again, its failed events included",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        202,
+        resource="delivery",
+        response="success_metrics.models.api:DeliveryRetried",
+        params=(Param("delivery_id", "path", required=True),),
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "GET",
+        "/v1/metrics",
+        "MetricsApiFunction",
+        "getMetrics",
+        "Success metrics for a date range and granularity",
+        "api_key",
+        Scope.METRICS_READ,
+        200,
+        resource="metrics",
+        response="success_metrics.models.api:MetricsAnswer",
+        params=(
+            Param("start", "query", str, True, "first day, YYYY-MM-DD", alias="from"),
+            Param("end", "query", str, True, "last day, YYYY-MM-DD", alias="to"),
+            Param("granularity", "query", description="day, week, month or season"),
+            Param("breakdown", "query", description="user_type, channel or country"),
+        ),
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "POST",
+        "/v1/exports",
+        "ExportRequestFunction",
+        "createExport",
+        "Request an export (CSV, JSON, NDJSON or Excel), emailed when ready",
+        "api_key",
+        Scope.EXPORTS_WRITE,
+        202,
+        resource="export",
+        body="success_metrics.exports.models:ExportRequest",
+        response="success_metrics.exports.models:ExportView",
+        errors=(400, 401, 403, 415, 429),
+    ),
+    Route(
+        "GET",
+        "/v1/exports",
+        "ExportRequestFunction",
+        "listExports",
+        "The organization's exports, newest first",
+        "api_key",
+        Scope.EXPORTS_READ,
+        200,
+        resource="export",
+        response="success_metrics.models.api:ExportList",
+        params=(
+            Param("limit", "query", int, description="1 to 100"),
+            Param("cursor", "query", description="next_cursor of the previous page"),
+        ),
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "GET",
+        "/v1/exports/{export_id}",
+        "ExportRequestFunction",
+        "getExport",
+        "An export's status and progress",
+        "api_key",
+        Scope.EXPORTS_READ,
+        200,
+        resource="export",
+        response="success_metrics.exports.models:ExportView",
+        params=(_EXPORT,),
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "DELETE",
+        "/v1/exports/{export_id}",
+        "ExportRequestFunction",
+        "cancelExport",
+        "Cancel a running export, or withdraw a finished one's file",
+        "api_key",
+        Scope.EXPORTS_WRITE,
+        200,
+        resource="export",
+        response="success_metrics.exports.models:ExportView",
+        params=(_EXPORT,),
+        errors=(401, 403, 404, 409),
+    ),
+    Route(
+        "GET",
+        "/v1/exports/{export_id}/download",
+        "ExportRequestFunction",
+        "downloadExport",
+        "Redirect to the file (an API key, or the emailed link's token)",
+        "link_or_api_key",
+        Scope.EXPORTS_READ,
+        302,
+        resource="export",
+        params=(_EXPORT, Param("token", "query", description="the emailed link's token")),
+        errors=(401, 403, 404, 409, 410),
+    ),
+    Route(
+        "GET",
+        "/v1/gdpr/users/{user_id}/consent",
+        "GdprApiFunction",
+        "getConsent",
+        "A user's current consent per purpose, and its history",
+        "api_key",
+        Scope.GDPR_WRITE,
+        200,
+        resource="consent",
+        response="success_metrics.models.api:ConsentView",
+        params=(Param("user_id", "path", required=True),),
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "POST",
+        "/v1/gdpr/access-requests",
+        "GdprApiFunction",
+        "createAccessRequest",
+        "Everything held on one user, as a JSON export, emailed",
+        "api_key",
+        Scope.GDPR_WRITE,
+        202,
+        resource="export",
+        body="success_metrics.models.api:AccessRequestBody",
+        response="success_metrics.exports.models:ExportView",
+        errors=(400, 401, 403, 415, 429),
+    ),
+    Route(
+        "POST",
+        "/v1/gdpr/erasures",
+        "GdprApiFunction",
+        "createErasure",
+        "Erase a user everywhere (202; 200 with the erasure already under way)",
+        "api_key",
+        Scope.GDPR_WRITE,
+        202,
+        resource="erasure",
+        body="success_metrics.models.api:ErasureRequestBody",
+        response="success_metrics.models.api:ErasureView",
+        errors=(400, 401, 403, 415),
+    ),
+    Route(
+        "GET",
+        "/v1/gdpr/erasures/{erasure_id}",
+        "GdprApiFunction",
+        "getErasure",
+        "An erasure's progress per system; once finished, its receipt",
+        "api_key",
+        Scope.GDPR_WRITE,
+        200,
+        resource="erasure",
+        response="success_metrics.models.api:ErasureView",
+        params=(_ERASURE,),
+        errors=(401, 403, 404),
+    ),
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        "OpenApiFunction",
+        "getOpenApi",
+        "This document",
+        "public",
+        None,
+        200,
+        errors=(),
+    ),
+)
+
+
+def resolve(reference: str) -> Any:
+    """The object a "module:Name" reference names."""
+    import importlib
+
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
