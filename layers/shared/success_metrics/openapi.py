@@ -88,6 +88,8 @@ def _responses(route: Route) -> dict[int, Any]:
             },
         }
     answers: dict[int, Any] = {route.status: success}
+    for status in route.also:
+        answers[status] = {**success, "description": "Already under way: the same job"}
     for status in route.errors:
         answers[status] = {
             "description": _ERROR_TEXT[status],
@@ -136,10 +138,15 @@ def document() -> dict[str, Any]:
 
 
 def _without_validation_errors(doc: dict[str, Any]) -> None:
-    """Powertools adds a 422 answer to every route; this API answers 400 problem documents."""
+    """Powertools adds a 422 answer to every route (this API answers 400 problem documents)
+    and a JSON body to answers that have none (204, 302)."""
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            for status in ("204", "302"):
+                if status in responses:
+                    responses[status].pop("content", None)
     schemas = doc.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(name, None)

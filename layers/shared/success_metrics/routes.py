@@ -45,6 +45,8 @@ class Route:
     response: str | None = None  # "module:Model" of the success answer
     params: tuple[Param, ...] = ()
     errors: tuple[int, ...] = (400, 401, 403, 404, 429)
+    # Other success statuses, answered with the same model.
+    also: tuple[int, ...] = ()
 
     @property
     def path_params(self) -> list[Param]:
@@ -308,6 +310,7 @@ ROUTES: tuple[Route, ...] = (
         body="success_metrics.models.api:ErasureRequestBody",
         response="success_metrics.models.api:ErasureView",
         errors=(400, 401, 403, 415),
+        also=(200,),
     ),
     Route(
         "GET",
@@ -332,6 +335,7 @@ ROUTES: tuple[Route, ...] = (
         "public",
         None,
         200,
+        response="success_metrics.models.api:OpenApiDocument",
         errors=(),
     ),
 )

@@ -98,6 +98,12 @@ class ErasureView(_Open):
     links: dict[str, str]
 
 
+class OpenApiDocument(_Open):
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+
+
 class EventList(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
