@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam and cfn-lint must never reach the network for telemetry or update checks.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi
+.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
+
+## fuzz: schemathesis on the local stack with a larger budget (make test runs 15 per route)
+fuzz: $(STAMP)
+	SM_FUZZ_EXAMPLES=$${SM_FUZZ_EXAMPLES:-300} $(BIN)/pytest tests/e2e/test_fuzz.py -q
 
 ## build: sam build without Docker (needs python3.11 on PATH)
 build: $(STAMP)
