@@ -73,3 +73,23 @@ def post_events(
     )
     event = ingest_event(org_id, sent, raw)
     return invoke_http(handler, "WebhookReceiveFunction", event)
+
+
+def forwardable(events: list[dict[str, Any]]) -> set[str]:
+    """Ids of the events Mixpanel and GA4 may receive when every consent decision among
+    `events` is recorded before any of them is routed: the event's own analytics flag, unless
+    the user's latest decision withdrew analytics."""
+    from success_metrics.sync import privacy
+
+    latest: dict[str, bool] = {}
+    for event in sorted(events, key=lambda e: e["occurred_at"]):
+        if event["type"] == "consent.updated" and "analytics" in event["consent"]:
+            latest[event.get("user_id") or event.get("anonymous_id")] = event["consent"][
+                "analytics"
+            ]
+    return {
+        e["id"]
+        for e in events
+        if privacy.has_analytics_consent(e)
+        and latest.get(e.get("user_id") or e.get("anonymous_id")) is not False
+    }

@@ -12,6 +12,7 @@ import httpx
 from devstack import demo
 from success_metrics.sync import platforms, privacy
 from tests.e2e.conftest import RunningStack
+from tests.support import forwardable
 
 
 def sink_requests(stack: RunningStack, http: httpx.Client, path: str) -> list[dict[str, Any]]:
@@ -26,18 +27,7 @@ def test_demo_events_reach_mixpanel_with_consent_and_the_webhook(
     # A user's latest consent decision that withdraws analytics stops forwarding of all their
     # events still to route (the demo season is loaded in one request, so every decision is
     # recorded before the router sees any event); otherwise each event's own flag decides.
-    latest: dict[str, bool] = {}
-    for event in sorted(events, key=lambda e: e["occurred_at"]):
-        if event["type"] == "consent.updated" and "analytics" in event["consent"]:
-            latest[event.get("user_id") or event.get("anonymous_id")] = event["consent"][
-                "analytics"
-            ]
-    consented = {
-        platforms.insert_id(e["id"])
-        for e in events
-        if privacy.has_analytics_consent(e)
-        and latest.get(e.get("user_id") or e.get("anonymous_id")) is not False
-    }
+    consented = {platforms.insert_id(i) for i in forwardable(events)}
     refused = {platforms.insert_id(e["id"]) for e in events} - consented
 
     def mixpanel_ids() -> set[str]:
