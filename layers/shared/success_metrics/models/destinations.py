@@ -7,8 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from success_metrics.sync import ssrf
-
 Secret = Annotated[str, Field(min_length=1, max_length=512)]
 
 
@@ -45,6 +43,8 @@ class SlackSettings(_Settings):
     @field_validator("webhook_url")
     @classmethod
     def _https(cls, url: str) -> str:
+        from success_metrics.sync import ssrf  # not at import: it brings httpx
+
         ssrf.check_url(url, allow_loopback=_loopback_allowed())
         return url
 
@@ -61,6 +61,8 @@ class WebhookSettings(_Settings):
     @field_validator("url")
     @classmethod
     def _safe(cls, url: str) -> str:
+        from success_metrics.sync import ssrf
+
         ssrf.check_url(url, allow_loopback=_loopback_allowed())
         return url
 
