@@ -29,8 +29,14 @@ def aws(stack: RunningStack, service: str) -> Any:
     )
 
 
-def count_items(stack: RunningStack, table: str) -> int:
-    pages = aws(stack, "dynamodb").get_paginator("scan").paginate(TableName=table, Select="COUNT")
+def count_items(stack: RunningStack, table: str, org_id: str | None = None) -> int:
+    """Items of the table (of one organization's, when `org_id` is given: other tests of the
+    session create organizations of their own)."""
+    scan: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
+    if org_id is not None:
+        scan["FilterExpression"] = "org_id = :org"
+        scan["ExpressionAttributeValues"] = {":org": {"S": org_id}}
+    pages = aws(stack, "dynamodb").get_paginator("scan").paginate(**scan)
     return sum(page["Count"] for page in pages)
 
 
@@ -40,7 +46,7 @@ def webhook_event_ids(stack: RunningStack) -> set[str]:
 
 
 def test_demo_season_was_loaded_through_the_signed_api(stack: RunningStack) -> None:
-    stored = count_items(stack, stack.state["environment"]["EVENTS_TABLE"])
+    stored = count_items(stack, stack.state["environment"]["EVENTS_TABLE"], stack.org["org_id"])
 
     assert stored == 300 + 100  # the season, and 100 events of the last two days
 
