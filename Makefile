@@ -20,8 +20,8 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m devstack $(ARGS)
 
-## test: lint, type-check, template checks, then unit, integration and end-to-end tests
-test: lint typecheck template unit integration e2e
+## test: lint, type-check, template checks, sam build, then unit, integration and end-to-end tests
+test: lint typecheck template build unit integration e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

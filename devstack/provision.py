@@ -24,8 +24,9 @@ IGNORED_TYPES = {
     "AWS::KMS::Alias",
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
-    "AWS::SNS::Subscription",
     "AWS::Lambda::Permission",
+    # moto does not evaluate queue policies: SNS delivers to the queue without one.
+    "AWS::SQS::QueuePolicy",
     # The emulator speaks plain HTTP, and moto enforces bucket policies: an HTTPS-only policy
     # would refuse every local request.
     "AWS::S3::BucketPolicy",
@@ -162,6 +163,25 @@ class _Provisioner:
         if description.get("LatestStreamArn"):
             found["StreamArn"] = description["LatestStreamArn"]
         return found
+
+    def _aws_sns_topic(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+        props = self.resolver.resolve(props)
+        name = props.get("TopicName") or f"{self.prefix}-{logical_id}"
+        arn = self.client("sns").create_topic(Name=name)["TopicArn"]
+        return {"Ref": arn, "Arn": arn, "TopicName": name}
+
+    def _aws_sns_subscription(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
+        props = self.resolver.resolve(props)
+        attributes = {}
+        if props.get("RawMessageDelivery") is not None:
+            attributes["RawMessageDelivery"] = str(props["RawMessageDelivery"]).lower()
+        arn = self.client("sns").subscribe(
+            TopicArn=props["TopicArn"],
+            Protocol=props["Protocol"],
+            Endpoint=props["Endpoint"],
+            Attributes=attributes,
+        )["SubscriptionArn"]
+        return {"Ref": arn, "Arn": arn}
 
     def _aws_sqs_queue(self, logical_id: str, props: dict[str, Any]) -> dict[str, str]:
         props = self.resolver.resolve(props)

@@ -167,6 +167,8 @@ class LocalStack:
         for name in PLATFORM_URL_SETTINGS:
             env[name] = self.sink_url
         env["GOOGLE_OAUTH_TOKEN_URL"] = f"{self.sink_url}/token"
+        # Alarms (AlarmTopic -> AlarmQueue -> AlarmNotifierFunction) reach the sink's Slack.
+        env["OPS_SLACK_WEBHOOK_URL"] = f"{self.sink_url}/services/TOPS/BOPS/alarms"
         env["ALLOW_LOOPBACK_WEBHOOKS"] = "true"
         # Links in emails (export downloads) point at this API, not at an execute-api host.
         env["PUBLIC_API_URL"] = self.api_url

@@ -208,7 +208,11 @@ def test_every_route_reaches_its_function(stack: RunningStack, http: httpx.Clien
         response = http.request(
             method, stack.api_url + concrete, headers={"Authorization": "Bearer x"}
         )
-        # A gateway miss is {"message": "Not Found"}; the functions answer problem documents.
+        # A gateway miss is {"message": "Not Found"}; the functions answer problem documents
+        # (the public OpenAPI document needs no key: it answers itself).
+        if route == "GET /v1/openapi.json":
+            assert response.json()["paths"], route
+            continue
         assert response.headers["content-type"] == "application/problem+json", route
 
 

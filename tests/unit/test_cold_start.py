@@ -21,11 +21,13 @@ HEAVY = (
     "success_metrics.openapi",
     "aws_lambda_powertools.event_handler.openapi.models",
 )
-# Who needs what at import time: the digest and the delivery worker send over HTTP; the
+# Who needs what at import time: the digest, the delivery worker and the alarm notifier send
+# over HTTP; the
 # OpenAPI function is the OpenAPI machinery.
 ALLOWED = {
     "DailyDigestFunction": {"httpx"},
     "PlatformSyncFunction": {"httpx"},
+    "AlarmNotifierFunction": {"httpx"},
     "OpenApiFunction": {
         "success_metrics.openapi",
         "aws_lambda_powertools.event_handler.openapi.models",

@@ -97,8 +97,11 @@ def _breaker_store() -> Any:
 
 def _on_transition(dest: Destination) -> Callable[[Any], None]:
     def notify(transition: Any) -> None:
-        state = str(getattr(transition, "to_state", transition))
-        metrics.add_metric(name=f"BreakerTo{state.title()}", unit=MetricUnit.Count, value=1)
+        to_state = getattr(transition, "to_state", transition)
+        state = str(getattr(to_state, "value", to_state))  # "OPEN", "HALF_OPEN", "CLOSED"
+        # BreakerToOpen, BreakerToHalfOpen, BreakerToClosed: BreakerOpenAlarm watches the first.
+        name = "BreakerTo" + state.split(".")[-1].title().replace("_", "")
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         logger.warning("circuit breaker changed", extra={"dest_id": dest.dest_id, "state": state})
         if "open" in state.lower() and "half" not in state.lower():
             from success_metrics.sync import alerts
