@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam and cfn-lint must never reach the network for telemetry or update checks.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz
+.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz audit
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ bench: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/python -c "from success_metrics import openapi; open('docs/openapi.json', 'w').write(openapi.document_json())"
 
+## audit: pip-audit every pin (needs PyPI's JSON API or OSV; see docs/security.md)
+audit:
+	@test -x .venv-audit/bin/pip-audit || ( $(PYTHON) -m venv .venv-audit && \
+		.venv-audit/bin/pip install --quiet --disable-pip-version-check pip-audit==2.10.1 )
+	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off \
+		-r requirements-dev.txt -r layers/shared/requirements.txt
+
 ## lock: re-resolve requirements-dev.in into the pinned requirements-dev.txt
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
@@ -69,4 +76,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local .venv-audit
