@@ -61,9 +61,7 @@ def main() -> None:
     for function in handlers:
         median = statistics.median(times[function.logical_id])
         loaded = ", ".join(heavy[function.logical_id]) or "-"
-        print(
-            f"{function.logical_id:<28} {median * 1000:>6.0f} ms {median / base:>8.2f}  {loaded}"
-        )
+        print(f"{function.logical_id:<28} {median * 1000:>6.0f} ms {median / base:>8.2f}  {loaded}")
     worst = max(statistics.median(v) for v in times.values()) / base
     print(f"worst handler ÷ import boto3 = {worst:.2f}")
 
