@@ -100,7 +100,7 @@ def _on_transition(dest: Destination) -> Callable[[Any], None]:
         to_state = getattr(transition, "to_state", transition)
         state = str(getattr(to_state, "value", to_state))  # "OPEN", "HALF_OPEN", "CLOSED"
         # BreakerToOpen, BreakerToHalfOpen, BreakerToClosed: BreakerOpenAlarm watches the first.
-        name = "BreakerTo" + state.split(".")[-1].title().replace("_", "")
+        name = "BreakerTo" + state.rsplit(".", maxsplit=1)[-1].title().replace("_", "")
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         logger.warning("circuit breaker changed", extra={"dest_id": dest.dest_id, "state": state})
         if "open" in state.lower() and "half" not in state.lower():
