@@ -37,8 +37,10 @@ template: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
+# Each integration test has its own in-process moto: files run in parallel (one per core).
+JOBS ?= 2
 integration: $(STAMP)
-	$(BIN)/pytest tests/integration -q
+	$(BIN)/pytest tests/integration -q -n $(JOBS) --dist loadfile
 
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
