@@ -326,7 +326,10 @@ class _Run:
             for doc in docs:
                 self._learn(doc)
             claims.count += _delete_claims(self.org.org_id, self._claim_keys(docs))
-            progress.count += _delete_events([key for _, key in page])
+            _delete_events([key for _, key in page])
+            # Counted as read, not as keys: an index page may still list an item already
+            # deleted (by an interrupted run), and that one is not deleted twice.
+            progress.count += len(docs)
             cursor = {"actor": index, "after": page[-1][0]}
             self.job.cursor = cursor
             self.save()
@@ -708,8 +711,8 @@ def _batch_delete(table: str, keys: list[dict[str, Any]]) -> int:
     return len(keys)
 
 
-def _delete_events(keys: list[dict[str, Any]]) -> int:
-    return _batch_delete(get_settings().events_table, keys)
+def _delete_events(keys: list[dict[str, Any]]) -> None:
+    _batch_delete(get_settings().events_table, keys)
 
 
 def _delete_claims(org_id: str, claim_keys: list[str]) -> int:
