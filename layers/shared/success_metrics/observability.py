@@ -9,9 +9,11 @@ second on a cold start), which functions with tracing turned off should never pa
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
@@ -29,6 +31,25 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
+# The function whose handler is running. In Lambda one process serves one function; where
+# several share a process (the local stack, the tests), in-memory caches are kept per function
+# so that none sees what another fetched with its own permissions.
+_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
+
+
+def current_function() -> str | None:
+    return _function.get()
+
+
+@contextlib.contextmanager
+def as_function(name: str | None) -> Iterator[None]:
+    token = _function.set(name)
+    try:
+        yield
+    finally:
+        _function.reset(token)
+
+
 def tracing_enabled() -> bool:
     disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in {"1", "true", "yes"}
     return not disabled and "AWS_LAMBDA_FUNCTION_NAME" in os.environ
@@ -41,19 +62,44 @@ def get_tracer() -> Tracer:
     return Tracer(service=SERVICE)
 
 
+def scoped(handler: Handler) -> Handler:
+    """Marks the handler's work as its function's (what `traced` does, without a tracer)."""
+
+    @functools.wraps(handler)
+    def wrapper(event: Any, context: Any) -> Any:
+        with as_function(getattr(context, "function_name", None)):
+            return handler(event, context)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def traced(handler: Handler) -> Handler:
     """`Tracer.capture_lambda_handler`, with the tracer (and X-Ray SDK) loaded on first call."""
     wrapped: list[Callable[..., Any]] = []
 
     @functools.wraps(handler)
     def wrapper(event: Any, context: Any) -> Any:
-        if not tracing_enabled():
-            return handler(event, context)
-        if not wrapped:
-            wrapped.append(get_tracer().capture_lambda_handler(handler))
-        return wrapped[0](event, context)
+        with as_function(getattr(context, "function_name", None)):
+            if not tracing_enabled():
+                return handler(event, context)
+            if not wrapped:
+                wrapped.append(
+                    get_tracer().capture_lambda_handler(
+                        handler, capture_response=False, capture_error=False
+                    )
+                )
+            return wrapped[0](event, context)
 
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["MetricUnit", "get_tracer", "logger", "metrics", "traced"]
+__all__ = [
+    "MetricUnit",
+    "as_function",
+    "current_function",
+    "get_tracer",
+    "logger",
+    "metrics",
+    "scoped",
+    "traced",
+]

@@ -34,11 +34,13 @@ from success_metrics.models.organizations import (
     Scope,
     StoredSecret,
 )
+from success_metrics.observability import current_function
 from success_metrics.settings import get_settings
 
 ROTATION_GRACE_SECONDS = 24 * 3600
 API_KEY_PREFIX = "smk"
-_profiles: dict[str, tuple[float, Organization]] = {}
+# Keyed by function too: a function must not read what another fetched (see observability).
+_profiles: dict[tuple[str | None, str], tuple[float, Organization]] = {}
 
 
 def _table() -> str:
@@ -110,17 +112,23 @@ def create_organization(
 def get_organization(org_id: str, *, fresh: bool = False) -> Organization:
     """The organization's profile, from a short in-memory cache unless `fresh`."""
     ttl = get_settings().config_cache_seconds
-    cached = _profiles.get(org_id)
+    key = (current_function(), org_id)
+    cached = _profiles.get(key)
     if not fresh and cached is not None and cached[0] > time.monotonic():
         return cached[1]
     doc = _get(f"ORG#{org_id}", "PROFILE")
     if doc is None:
-        _profiles.pop(org_id, None)
+        _forget(org_id)
         raise NotFoundError(f"organization {org_id} does not exist")
     org = Organization.model_validate_json(doc)
     if ttl > 0:
-        _profiles[org_id] = (time.monotonic() + ttl, org)
+        _profiles[key] = (time.monotonic() + ttl, org)
     return org
+
+
+def _forget(org_id: str) -> None:
+    for key in [k for k in _profiles if k[1] == org_id]:
+        _profiles.pop(key, None)
 
 
 def save_profile(org: Organization) -> Organization:
@@ -142,7 +150,7 @@ def _save(org: Organization) -> Organization:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
             raise ConflictError("the organization changed meanwhile; try again") from exc
         raise
-    _profiles.pop(org.org_id, None)
+    _forget(org.org_id)
     return updated
 
 

@@ -11,9 +11,11 @@ import time
 
 from success_metrics import aws
 from success_metrics.errors import ConfigurationError
+from success_metrics.observability import current_function
 from success_metrics.settings import get_settings
 
-_cache: dict[tuple[str, str], tuple[float, str]] = {}
+# Keyed by function too: a function must not read what another decrypted (see observability).
+_cache: dict[tuple[str | None, str, str], tuple[float, str]] = {}
 
 
 def encrypt(plaintext: str, org_id: str) -> str:
@@ -29,20 +31,24 @@ def encrypt(plaintext: str, org_id: str) -> str:
 
 
 def decrypt(ciphertext: str, org_id: str) -> str:
-    ttl = get_settings().config_cache_seconds
-    cached = _cache.get((org_id, ciphertext))
+    settings = get_settings()
+    ttl = settings.config_cache_seconds
+    key = (current_function(), org_id, ciphertext)
+    cached = _cache.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     plaintext = (
         aws.kms()
         .decrypt(
+            # Naming the key lets IAM judge the call against that key alone.
+            KeyId=settings.kms_key_id,
             CiphertextBlob=base64.b64decode(ciphertext),
             EncryptionContext={"org_id": org_id},
         )["Plaintext"]
         .decode("utf-8")
     )
     if ttl > 0:
-        _cache[(org_id, ciphertext)] = (time.monotonic() + ttl, plaintext)
+        _cache[key] = (time.monotonic() + ttl, plaintext)
     return plaintext
 
 
