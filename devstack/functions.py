@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from devstack import iam
 from devstack.lambda_events import LambdaContext
 from devstack.template import Function
 
@@ -62,7 +63,9 @@ class LocalFunction:
             started = time.time()
             error: str | None = None
             try:
-                return handler(event, context)
+                # Every AWS call of the invocation is the function's own, under its role.
+                with iam.acting_as(self.name):
+                    return handler(event, context)
             except BaseException as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 raise

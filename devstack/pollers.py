@@ -77,6 +77,13 @@ class SqsPoller:
         return messages
 
     def _run(self) -> None:
+        from devstack import iam
+
+        # Lambda's event source mapping receives and deletes with the function's own role.
+        with iam.acting_as(self.function.name):
+            self._loop()
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             if self._paused.is_set():
                 time.sleep(0.2)

@@ -74,9 +74,12 @@ class _Provisioner:
             },
         )
         self._creating: set[str] = set()
+        self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, region_name=REGION)
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, region_name=REGION)
+        return self._clients[service]
 
     def run(self) -> Stack:
         for logical_id in self.template["Resources"]:

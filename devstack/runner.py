@@ -107,14 +107,14 @@ class LocalStack:
                     raise OSError(f"port {port} is taken (set SM_{name}_PORT)") from exc
         self._start_emulator()
         template = load(self.template_path)
-        import boto3
+        from devstack import iam
 
-        self.stack = provisioning.provision(
-            prefix="sm-local",
-            template=template,
-            session=boto3.session.Session(),
-            visibility_cap=self.visibility_cap,
+        # Every function runs under its own template role; the stack itself is the operator.
+        self.stack, self.enforcement, self.operator = iam.secure(
+            "sm-local", self.template_path, visibility_cap=self.visibility_cap
         )
+        self.enforcement.on_denied = self._denied
+        os.environ.update(self.operator)
         self.environment = self._function_environment()
         os.environ.update(self.environment)
         from success_metrics import caches
@@ -129,6 +129,12 @@ class LocalStack:
         self.outbox = Outbox(self.outbox_dir)
         self.outbox.start()
         self.write_state()
+
+    def _denied(self, function: str, operation: str, action: str, resource: str) -> None:
+        print(
+            f"[devstack] AccessDenied: {function} called {operation}, which needs {action} on "
+            f"{resource}: template.yaml does not grant it"
+        )
 
     def _start_emulator(self) -> None:
         import logging
@@ -359,6 +365,11 @@ class LocalStack:
             "region": provisioning.REGION,
             "organizations": self.organizations,
             "environment": self.environment,
+            # The operator's keys (an admin IAM user of the emulator): smctl uses them.
+            "credentials": {
+                "aws_access_key_id": self.operator["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": self.operator["AWS_SECRET_ACCESS_KEY"],
+            },
             "pid": os.getpid(),
         }
         path = self.state_dir / "stack.json"
@@ -368,6 +379,10 @@ class LocalStack:
         return path
 
     def stop(self) -> None:
+        if hasattr(self, "enforcement"):
+            from devstack import iam
+
+            iam.record(self.enforcement)
         for schedule in self.schedules:
             schedule.stop()
         threads = [threading.Thread(target=p.stop) for p in self.pollers]

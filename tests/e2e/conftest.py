@@ -95,6 +95,10 @@ def stop_stack(stack: RunningStack) -> None:
     except subprocess.TimeoutExpired:
         stack.process.kill()
         stack.process.wait()
+    # Every function runs under its template role: a refusal is a missing permission, even
+    # where the product turned it into a retry or a dead letter and the test still passed.
+    denied = [line for line in stack.log.read_text().splitlines() if "AccessDenied:" in line]
+    assert not denied, "AWS would refuse these calls:\n" + "\n".join(sorted(set(denied)))
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,13 @@ from tests.e2e.conftest import ROOT, RunningStack, start_stack
 
 
 def aws(stack: RunningStack, service: str) -> Any:
-    """An AWS client on the stack's emulator, over HTTP, to look at what the system stored."""
+    """An AWS client on the stack's emulator, over HTTP, to look at what the system stored
+    (as the stack's operator: the emulator enforces IAM)."""
     return boto3.client(
         service,
         endpoint_url=stack.state["aws_endpoint"],
         region_name=stack.state["region"],
-        aws_access_key_id="e2e",
-        aws_secret_access_key="e2e",
+        **stack.state["credentials"],
     )
 
 

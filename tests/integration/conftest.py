@@ -6,24 +6,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from devstack.provision import Stack, provision
+from devstack import iam
+from devstack.provision import Stack
 from devstack.sink import Sink
 from success_metrics import caches, organizations
 from success_metrics.models.organizations import CreatedOrganization
+from tests.integration.secured import secured_stack
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with mock_aws():
-        caches.reset_all()
-        created = provision(prefix="sm-test")
-        for name, value in created.all_environment().items():
-            monkeypatch.setenv(name, value)
-        caches.reset_all()
+def stack(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    with secured_stack(monkeypatch) as (created, enforcement):
         yield created
-    caches.reset_all()
+        iam.check_and_record(enforcement, request.node.nodeid)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from devstack import iam
 from devstack.lambda_events import LambdaContext, http_event, sqs_record
 from devstack.provision import Stack
 from success_metrics import aws, organizations
@@ -41,8 +42,9 @@ def load(
 ) -> None:
     """Ingest through the signed API and aggregate the metrics (the estimate reads them)."""
     ingest(handler, org, events, batch=500)
-    for message_id, body in metrics_messages(stack):
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
     drain(stack, "SyncQueue")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
 from success_metrics import aws, caches, destinations, organizations
@@ -62,8 +63,9 @@ def work(stack: Stack, **options: Any) -> int:
 
 
 def aggregate(stack: Stack) -> None:
-    for message_id, body in metrics_messages(stack):
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
 
 
 def enable_deletions(org_id: str) -> None:

@@ -71,18 +71,14 @@ class World:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    from moto import mock_aws
     from webhook_receive import app
 
-    from devstack.provision import provision
+    from devstack import iam
+    from tests.integration.secured import secured_stack
 
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
+    with pytest.MonkeyPatch.context() as patch, secured_stack(patch) as (stack, enforcement):
         # Small parts (moto's minimum part size lowered with ours), so every export has many.
         patch.setattr("moto.s3.models.S3_UPLOAD_PART_MIN_SIZE", 1024)
-        caches.reset_all()
-        stack = provision(prefix="sm-test")
-        for name, value in stack.all_environment().items():
-            patch.setenv(name, value)
         patch.setenv("EXPORT_PART_BYTES", "8192")
         patch.setenv("PUBLIC_API_URL", "https://api.example.test")
         caches.reset_all()
@@ -94,7 +90,7 @@ def world() -> Iterator[World]:
         )
         load(stack, app.lambda_handler, org, generated)
         yield World(stack, org, generated)
-    caches.reset_all()
+        iam.check_and_record(enforcement, __name__)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devstack import demo
+from devstack import demo, iam
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from success_metrics import aws, organizations
@@ -75,8 +75,9 @@ def test_aggregates_match_a_recomputation_from_the_raw_events(
     events = demo.generate(600, seed=3)
     ingest(webhook_handler, org, events)
 
-    for message_id, body in metrics_messages(stack):
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
 
     assert_matches_recomputation(org.org_id, events)
 
@@ -93,8 +94,9 @@ def test_duplicates_and_redeliveries_never_count_twice(
     deliveries = messages + messages
     random.Random(5).shuffle(deliveries)
 
-    for message_id, body in deliveries:
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in deliveries:
+            aggregator.handle(message_id, body)
 
     assert_matches_recomputation(org.org_id, events)
 
@@ -107,9 +109,10 @@ def test_the_same_events_in_two_different_messages_count_once(
     ingest(webhook_handler, org, events)
     messages = metrics_messages(stack)
 
-    for message_id, body in messages:
-        aggregator.handle(message_id, body)
-        aggregator.handle(message_id + "-requeued", body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in messages:
+            aggregator.handle(message_id, body)
+            aggregator.handle(message_id + "-requeued", body)
 
     assert_matches_recomputation(org.org_id, events)
 
@@ -134,11 +137,13 @@ def test_a_crash_between_items_loses_and_doubles_nothing(
         mock.patch.object(aggregator, "TRANSACTION_ITEMS", 10),
         mock.patch.object(aggregator, "_transact", crash_after_first),
         pytest.raises(RuntimeError),
+        iam.acting_as("MetricsAggregateFunction"),
     ):
         aggregator.handle(message_id, body)
 
     # When SQS delivers the message again
-    aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        aggregator.handle(message_id, body)
 
     # Then every event counts exactly once
     assert_matches_recomputation(org.org_id, events)
@@ -156,8 +161,9 @@ def test_concurrent_writers_lose_and_double_nothing(
 
     def worker(share: list[tuple[str, dict[str, Any]]]) -> None:
         try:
-            for message_id, body in share:
-                aggregator.handle(message_id, body)
+            with iam.acting_as("MetricsAggregateFunction"):
+                for message_id, body in share:
+                    aggregator.handle(message_id, body)
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -239,8 +245,9 @@ def test_metrics_need_the_scope_and_stay_in_the_callers_organization(
     authorizer_handler: Any,
 ) -> None:
     ingest(webhook_handler, other_org, demo.generate(100, seed=2))
-    for message_id, body in metrics_messages(stack):
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
     exports_only = organizations.create_api_key(org.org_id, [Scope.EXPORTS_READ])
 
     forbidden = call_api(
@@ -317,8 +324,9 @@ def test_property_aggregates_equal_recomputation_for_random_streams(
     if redeliver:
         messages += random.Random(seed).sample(messages, len(messages) // 2 + 1)
 
-    for message_id, body in messages:
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in messages:
+            aggregator.handle(message_id, body)
 
     assert_matches_recomputation(org.org_id, events)
 
@@ -337,8 +345,9 @@ def test_daily_digest_and_alerts_reach_slack_as_block_kit(
     caches.reset_all()
     events = demo.generate(400, seed=9)
     ingest(webhook_handler, org, events)
-    for message_id, body in metrics_messages(stack):
-        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
     busiest = max(
         {e["occurred_at"][:10] for e in events},
         key=lambda d: sum(e["occurred_at"][:10] == d for e in events),
@@ -352,7 +361,10 @@ def test_daily_digest_and_alerts_reach_slack_as_block_kit(
         organizations.set_alert(org.org_id, AlertRule(metric="signups", op=">=", value=Decimal(0)))
         organizations.set_alert(org.org_id, AlertRule(metric="sessions", op="<", value=Decimal(0)))
 
-        with mock.patch.object(clock, "now", return_value=morning):
+        with (
+            mock.patch.object(clock, "now", return_value=morning),
+            iam.acting_as("DailyDigestFunction"),
+        ):
             summary = digest.run(clock.now())
 
         posted = [json.loads(r["body"]) for r in sink.requests("/services/") if r["status"] == 200]

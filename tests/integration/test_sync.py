@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from devstack import iam
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
@@ -118,12 +119,14 @@ def drain(url: str) -> list[tuple[str, int, dict[str, Any]]]:
 
 
 def run_sync(stack: Stack) -> set[str]:
-    for message_id, _, body in drain(stack.physical["SyncQueue"]["Ref"]):
-        router.route(message_id, body)
+    with iam.acting_as("SyncRouterFunction"):
+        for message_id, _, body in drain(stack.physical["SyncQueue"]["Ref"]):
+            router.route(message_id, body)
     deliveries = [
         worker.Delivery(m, n, b) for m, n, b in drain(stack.physical["DeliveryQueue"]["Ref"])
     ]
-    return worker.deliver(deliveries, time.time())
+    with iam.acting_as("PlatformSyncFunction"):
+        return worker.deliver(deliveries, time.time())
 
 
 @pytest.fixture

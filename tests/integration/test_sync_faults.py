@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
 from success_metrics import aws, caches, cli
@@ -61,7 +62,8 @@ def pump(stack: Stack, *, rounds: int = 60) -> None:
     delivery_url = stack.physical["DeliveryQueue"]["Ref"]
     while got := sqs.receive_message(QueueUrl=sync_url, MaxNumberOfMessages=10).get("Messages", []):
         for m in got:
-            router.route(m["MessageId"], json.loads(m["Body"]))
+            with iam.acting_as("SyncRouterFunction"):
+                router.route(m["MessageId"], json.loads(m["Body"]))
             sqs.delete_message(QueueUrl=sync_url, ReceiptHandle=m["ReceiptHandle"])
     for _ in range(rounds):
         got = sqs.receive_message(
@@ -80,7 +82,8 @@ def pump(stack: Stack, *, rounds: int = 60) -> None:
             )
             for m in got
         ]
-        retry = worker.deliver(batch, time.time())
+        with iam.acting_as("PlatformSyncFunction"):
+            retry = worker.deliver(batch, time.time())
         for m in got:
             if m["MessageId"] in retry:  # partial batch failure: back to the queue now
                 sqs.change_message_visibility(

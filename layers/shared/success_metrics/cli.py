@@ -72,6 +72,13 @@ def configure(args: argparse.Namespace) -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         os.environ.setdefault("AWS_DEFAULT_REGION", local.get("region", "eu-west-1"))
+        # The local stack enforces IAM: its operator is an admin user whose keys it wrote.
+        credentials = local.get("credentials") if endpoint == local.get("aws_endpoint") else None
+        if credentials:
+            os.environ["AWS_ACCESS_KEY_ID"] = str(credentials["aws_access_key_id"])
+            os.environ["AWS_SECRET_ACCESS_KEY"] = str(credentials["aws_secret_access_key"])
+            os.environ.pop("AWS_SESSION_TOKEN", None)
+            os.environ.pop("AWS_SECURITY_TOKEN", None)
     wanted = set(STACK_OUTPUTS.values())
     for name, value in (local.get("environment") or {}).items():
         os.environ.setdefault(name, str(value))
