@@ -8,7 +8,8 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 # sam and cfn-lint must never reach the network for telemetry or update checks.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz audit
+.PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz audit \
+	deploy-check iam-reset iam-table
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +21,9 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m devstack $(ARGS)
 
-## test: lint, type-check, template checks, sam build, then unit, integration and end-to-end tests
-test: lint typecheck template build unit integration e2e
+## test: lint, type-check, template checks, sam build, unit, integration and end-to-end tests
+## (every function under its own template role), then the IAM deployment rehearsal
+test: lint typecheck template build unit iam-reset integration e2e deploy-check
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -44,6 +46,19 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
+
+# The tiers record every AWS call each function makes (devstack/iam.py) under .local/iam-calls.
+iam-reset:
+	rm -rf .local/iam-calls
+
+## deploy-check: sam build, sam validate --lint, cfn-lint, and the translated template's roles
+## against the recorded calls (docs/iam-calls.json, and the last test run's when there is one)
+deploy-check: template build
+	$(BIN)/python -m devstack.deploy_check --template .aws-sam/build/template.yaml
+
+## iam-table: rewrite docs/iam-calls.json from the last test run's recorded calls
+iam-table: $(STAMP)
+	$(BIN)/python -m devstack.deploy_check --write
 
 ## fuzz: schemathesis on the local stack with a larger budget (make test runs 15 per route)
 fuzz: $(STAMP)
