@@ -25,6 +25,12 @@ class SlackError(Exception):
     """Slack did not accept the message."""
 
 
+def describe(error: Exception) -> str:
+    """What a failed post may say in a log: Slack's own answer, or only the kind of transport
+    error (httpx messages can carry the webhook URL, whose path is the channel's secret)."""
+    return str(error) if isinstance(error, SlackError) else type(error).__name__
+
+
 def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:

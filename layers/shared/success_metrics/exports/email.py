@@ -13,6 +13,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from success_metrics import aws
 from success_metrics.exports import jobs
 from success_metrics.exports.summary_sheet import headline
@@ -100,6 +102,10 @@ def failed(job: jobs.Job, error: str) -> tuple[str, str, str]:
     return subject, text, body
 
 
+class EmailError(Exception):
+    """SES did not send a message (the reason without the addresses)."""
+
+
 def send(to: list[str], subject: str, text: str, body: str) -> list[str]:
     """Send one message per address; the SES message ids."""
     sender = get_settings().email_sender
@@ -113,9 +119,14 @@ def send(to: list[str], subject: str, text: str, body: str) -> list[str]:
         message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
         message.set_content(text)
         message.add_alternative(body, subtype="html")
-        answer = aws.ses().send_raw_email(
-            Source=sender, Destinations=[address], RawMessage={"Data": bytes(message)}
-        )
+        try:
+            answer = aws.ses().send_raw_email(
+                Source=sender, Destinations=[address], RawMessage={"Data": bytes(message)}
+            )
+        except ClientError as exc:
+            # SES names the refused addresses in its message: keep them out of logs and emails.
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise EmailError(f"SES did not send the message ({code})") from None
         sent.append(answer["MessageId"])
     logger.info("export email sent", extra={"recipients": len(to), "subject": subject})
     return sent

@@ -171,6 +171,8 @@ def handle(message: dict[str, Any], budget: Budget, attempt: int, now: float) ->
 
 
 def _plain(exc: Exception) -> str:
+    if isinstance(exc, emails.EmailError):
+        return f"{exc}: the file was written, but the email about it could not be sent"
     if isinstance(exc, ClientError):
         code = exc.response["Error"]["Code"]
         return (

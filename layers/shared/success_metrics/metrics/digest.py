@@ -139,5 +139,7 @@ def run(now: float) -> dict[str, Any]:
                 summary["alerts"] += 1
         except (slack.SlackError, httpx.HTTPError) as exc:
             summary["failed"] += 1
-            logger.warning("digest not delivered", extra={"org_id": org.org_id, "error": str(exc)})
+            logger.warning(
+                "digest not delivered", extra={"org_id": org.org_id, "error": slack.describe(exc)}
+            )
     return summary

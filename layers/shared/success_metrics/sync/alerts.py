@@ -30,7 +30,7 @@ def post(org_id: str, text: str) -> int:
             slack.post(url, message)
             posted += 1
         except (slack.SlackError, httpx.HTTPError) as exc:
-            logger.warning("alert not delivered to Slack", extra={"error": str(exc)})
+            logger.warning("alert not delivered to Slack", extra={"error": slack.describe(exc)})
     return posted
 
 
