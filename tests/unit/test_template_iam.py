@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,3 +153,37 @@ def test_policy_evaluation_follows_iam() -> None:
     assert not policy.allows("dynamodb:PutItem", TABLE + "table")
     assert not policy.allows("dynamodb:GetItem", TABLE + "top-secret")  # an explicit deny wins
     assert policy.allows_action("dynamodb:GetRecords")
+
+
+def test_the_rehearsal_fails_a_role_that_lost_a_statement_or_gained_one(tmp_path: Path) -> None:
+    import yaml
+    from samtranslator.yaml_helper import yaml_parse
+
+    document = yaml_parse(TEMPLATE.read_text())
+    statements = document["Resources"]["PlatformSyncFunction"]["Properties"]["Policies"][0][
+        "Statement"
+    ]
+    # Given the delivery worker without its suppression-list read, plus a grant nothing uses
+    kept = [s for s in statements if s["Sid"] != "SuppressionList"]
+    assert len(kept) == len(statements) - 1
+    kept.append(
+        {
+            "Sid": "Unused",
+            "Effect": "Allow",
+            "Action": ["s3:PutObjectAcl"],
+            "Resource": {"Fn::Sub": "${ExportsBucket.Arn}/*"},
+        }
+    )
+    document["Resources"]["PlatformSyncFunction"]["Properties"]["Policies"][0]["Statement"] = kept
+    mutated = tmp_path / "template.yaml"
+    mutated.write_text(yaml.safe_dump(document, sort_keys=False))
+    table = json.loads(deploy_check.TABLE.read_text())
+    # When the rehearsal reads it
+    found = deploy_check.problems(mutated, table, runs=None)
+    # Then it names the call AWS would refuse, the needless grant and the forbidden one
+    assert any(
+        "PlatformSyncFunction: its code calls dynamodb:BatchGetItem" in p and "PrivacyTable" in p
+        for p in found
+    ), found
+    assert any("grants s3:PutObjectAcl, which nothing may have" in p for p in found), found
+    assert any("no recorded call needs" in p and "s3:PutObjectAcl" in p for p in found), found
