@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -128,8 +129,6 @@ def translated(template_path: Path = TEMPLATE) -> dict[str, Any]:
     class _NoManagedPolicyNames:
         def load(self) -> dict[str, str]:
             return {}
-
-    import os
 
     region = os.environ.get("AWS_DEFAULT_REGION")
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
@@ -385,14 +384,8 @@ def _moto_actions(actions: frozenset[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------------- enforcement at run time
 
 
-class AccessDenied(Exception):
-    """Raised as botocore's ClientError; this is only the message builder."""
-
-
 def _recording_only() -> bool:
     """SM_IAM_ENFORCE=record: note refusals without raising (to survey what code needs)."""
-    import os
-
     return os.environ.get("SM_IAM_ENFORCE", "on") == "record"
 
 
@@ -450,7 +443,7 @@ class Enforcement:
                     role.calls[key] = role.calls.get(key, 0) + 1
                 if not allowed:
                     role.denied.append((need.action, need.resource, model.name))
-            if not allowed and not _recording_only():
+            if not allowed and not surveying:
                 from botocore.exceptions import ClientError
 
                 if self.on_denied is not None:
@@ -749,15 +742,11 @@ _observed: dict[str, set[tuple[str, str]]] = {}
 
 
 def calls_dir() -> Path:
-    import os
-
     return Path(os.environ.get("SM_IAM_CALLS_DIR", ROOT / ".local" / "iam-calls"))
 
 
 def record(enforcement: Enforcement) -> Path:
     """Add what the stack's functions called to this process's file of the run's table."""
-    import os
-
     for function, rows in enforcement.table().items():
         _observed.setdefault(function, set()).update((r["action"], r["resource"]) for r in rows)
     directory = calls_dir()
