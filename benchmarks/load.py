@@ -177,8 +177,7 @@ def stored_count(stack: dict[str, Any], org_id: str) -> int:
         "dynamodb",
         endpoint_url=stack["aws_endpoint"],
         region_name=stack["region"],
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        **stack["credentials"],  # the stack's operator: the emulator enforces IAM
     )
     pages = client.get_paginator("scan").paginate(
         TableName=stack["environment"]["EVENTS_TABLE"],
