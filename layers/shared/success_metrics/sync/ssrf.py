@@ -49,6 +49,8 @@ _BLOCKED = [
         "2001::/23",
         "2001:db8::/32",
         "2002::/16",
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
         "fc00::/7",
         "fe80::/10",
         "fec0::/10",
@@ -63,21 +65,36 @@ class UnsafeDestinationError(ValidationFailedError):
     title = "The destination URL is not allowed"
 
 
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # IPv4-translated (RFC 2765)
+_COMPATIBLE = ipaddress.ip_network("::/96")  # IPv4-compatible (deprecated, still routed by some)
+
+
 def _unwrap(address: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv4-mapped or IPv4-compatible IPv6 address."""
+    """The IPv4 address inside every IPv4-in-IPv6 form: mapped (`::ffff:a.b.c.d`), translated
+    (`::ffff:0:a.b.c.d`), compatible (`::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`)."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
         if address.sixtofour is not None:
             return address.sixtofour
+        if address in _TRANSLATED or (address in _COMPATIBLE and int(address) > 1):
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
 def check_address(raw: str, *, allow_loopback: bool = False) -> IPAddress:
-    address = _unwrap(ipaddress.ip_address(raw.split("%", 1)[0]))
+    original = ipaddress.ip_address(raw.split("%", 1)[0])
+    address = _unwrap(original)
     if allow_loopback and any(address in n for n in _LOOPBACK if n.version == address.version):
         return address
-    if any(address in n for n in _BLOCKED if n.version == address.version):
+    blocked = any(
+        candidate in n
+        for candidate in {original, address}
+        for n in _BLOCKED
+        if n.version == candidate.version
+    )
+    # Anything not globally routable is refused too, whatever the list above forgot.
+    if blocked or not address.is_global:
         raise UnsafeDestinationError(f"{raw} is not a public address")
     return address
 
