@@ -671,3 +671,13 @@ def test_another_organizations_export_is_not_found_anywhere(world: World) -> Non
     token = links.make(jobs.get(other.org_id, theirs), expires_at=2_000_000_000)
     assert world.api.download(job["id"], token=token, use_key=False).status == 404
     assert world.api.get(job["id"]).json["status"] == "succeeded"
+
+
+def test_a_token_with_a_non_ascii_signature_is_refused_not_a_500(world: World) -> None:
+    from success_metrics.exports import links
+
+    job = world.export(format="csv", **SEASON)
+    token = links.make(jobs.get(world.org.org_id, job["id"]), expires_at=2**31)
+    answer = world.api.download(job["id"], token=token[:-1] + "é", use_key=False)
+    assert answer.status == 401, answer
+    assert answer.json["type"].endswith("/unauthenticated")

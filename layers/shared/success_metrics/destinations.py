@@ -7,7 +7,7 @@ from typing import Any
 
 from success_metrics import aws, secret_box, signing
 from success_metrics.clock import now
-from success_metrics.errors import NotFoundError
+from success_metrics.errors import NotFoundError, ValidationFailedError
 from success_metrics.models.destinations import (
     SECRET_FIELDS,
     Destination,
@@ -46,7 +46,10 @@ def put(org_id: str, dest_id: str, request: DestinationRequest) -> tuple[Destina
     if kind == "webhook" and not fields.get("signing_secret"):
         generated = fields["signing_secret"] = signing.generate_secret()
     if kind == "webhook":
-        signing.secret_key(fields["signing_secret"])  # a malformed secret fails here, as a 400
+        try:
+            signing.secret_key(fields["signing_secret"])
+        except ValueError as exc:
+            raise ValidationFailedError(f"settings.signing_secret: {exc}") from exc
     secret_values = {name: fields.pop(name) for name in SECRET_FIELDS[kind]}
     moment = int(now())
     try:

@@ -166,3 +166,5 @@ def json_body(event: APIGatewayProxyEventV2) -> Any:
         return json.loads(raw_body(event) or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedJsonError(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedJsonError("the body nests too deeply") from exc

@@ -52,7 +52,8 @@ def verify(token: str, export_id: str, now: float) -> jobs.Job:
         raise UnauthenticatedError("the download link is not valid") from exc
     payload = ".".join(parts[:4])
     expected = _signature(organizations.derived_key(org, PURPOSE), payload)
-    if not hmac.compare_digest(expected, signature):
+    # Bytes, not str: compare_digest refuses non-ASCII text with a TypeError.
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise UnauthenticatedError("the download link is not valid")
     if token_export != export_id:
         raise NotFoundError(f"no export {export_id!r}")

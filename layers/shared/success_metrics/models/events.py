@@ -76,11 +76,25 @@ _TYPED_PROPERTIES: dict[str, type | tuple[type, ...]] = {
     "budget": (str, int),
 }
 MAX_PROPERTIES = 100
+# Nesting of `properties` values (DynamoDB refuses documents nested deeper than 32 levels).
+MAX_PROPERTY_DEPTH = 32
 MAX_PROPERTY_KEY = 128
 
 
 def category_of(event_type: str) -> Category:
     return EVENT_TYPES.get(event_type, Category.CUSTOM)
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in `value` (iterative: any depth is safe to measure)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _check_type(value: str) -> str:
@@ -163,6 +177,8 @@ class Event(_Strict):
     def _properties(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_PROPERTIES:
             raise ValueError(f"at most {MAX_PROPERTIES} properties")
+        if _depth(value) > MAX_PROPERTY_DEPTH:
+            raise ValueError(f"properties nest at most {MAX_PROPERTY_DEPTH} levels deep")
         for key, item in value.items():
             if not key or len(key) > MAX_PROPERTY_KEY:
                 raise ValueError(f"property names are 1-{MAX_PROPERTY_KEY} characters")

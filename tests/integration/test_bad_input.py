@@ -1,0 +1,89 @@
+"""Inputs found in review that answered 5xx: each is now a clear 4xx problem document
+(SPEC §10), and nothing is stored from it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devstack.lambda_events import http_event
+from devstack.provision import Stack
+from success_metrics.models.events import MAX_PROPERTY_DEPTH
+from success_metrics.models.organizations import CreatedOrganization
+from tests.integration.conftest import scan_all
+from tests.integration.test_admin import authorize
+from tests.support import invoke_http, post_events, sample_event
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def _admin(handler: Any, authorizer: Any, api_key: str, method: str, path: str, body: bytes) -> Any:
+    context = authorize(authorizer, api_key)["context"]
+    event = http_event(
+        method,
+        path,
+        route_key=f"{method} /v1/destinations/{{dest_id}}",
+        path_parameters={"dest_id": path.rsplit("/", 1)[1]},
+        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
+        body=body,
+        authorizer=context,
+    )
+    return invoke_http(handler, "AdminApiFunction", event)
+
+
+def test_properties_nested_too_deeply_are_refused_by_name(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    for depth in (MAX_PROPERTY_DEPTH + 1, 255, 900):
+        # Given an event whose properties nest deeper than the documented bound
+        event = sample_event(properties={"deep": _nested(depth)})
+        # When it is posted
+        answer = post_events(webhook_handler, org.org_id, org.webhook_secret, event)
+        # Then it is a 400 that says why, and nothing is stored
+        assert answer.status == 400, (depth, answer)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert f"at most {MAX_PROPERTY_DEPTH} levels" in json.dumps(answer.json)
+    assert scan_all(stack.physical["EventsTable"]["Ref"]) == []
+    # and the bound itself is accepted
+    fits = sample_event(properties={"deep": _nested(MAX_PROPERTY_DEPTH - 1)})
+    assert post_events(webhook_handler, org.org_id, org.webhook_secret, fits).status == 202
+
+
+def test_an_admin_body_nested_without_end_is_a_400(
+    org: CreatedOrganization, admin_handler: Any, authorizer_handler: Any
+) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    answer = _admin(
+        admin_handler, authorizer_handler, org.api_key, "PUT", "/v1/destinations/deep", body
+    )
+    assert answer.status == 400, answer
+    assert "nests too deeply" in answer.json["detail"]
+
+
+def test_a_malformed_webhook_signing_secret_is_a_400(
+    org: CreatedOrganization, admin_handler: Any, authorizer_handler: Any
+) -> None:
+    for secret in ("whsec_ñññññññññññññññññññññññññññññññ", "whsec_!!!", "nope"):
+        body = {
+            "name": "hooks",
+            "settings": {
+                "kind": "webhook",
+                "url": "https://hooks.example.com/x",
+                "signing_secret": secret,
+            },
+        }
+        answer = _admin(
+            admin_handler,
+            authorizer_handler,
+            org.api_key,
+            "PUT",
+            "/v1/destinations/hooks",
+            json.dumps(body).encode(),
+        )
+        assert answer.status == 400, (secret, answer)
+        assert answer.headers["content-type"] == "application/problem+json"
