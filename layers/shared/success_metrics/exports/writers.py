@@ -16,6 +16,7 @@ import csv
 import json
 import operator
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
@@ -23,7 +24,15 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# The control characters XML 1.0 cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE): one of them in
+# any cell makes the whole workbook unwritable. CSV quotes them and JSON escapes them.
+XML_ILLEGAL = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 SHEET_ROWS = 1_000_000
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the control characters a spreadsheet's XML cannot carry."""
+    return XML_ILLEGAL.sub("", text)
 
 
 def neutralise(value: Any) -> Any:
@@ -221,7 +230,7 @@ class XlsxWriter:
         """An extra sheet (the Summary), written before the data sheets."""
         sheet = self._workbook.create_sheet(title[:31])
         for row in rows:
-            sheet.append([neutralise(v) if isinstance(v, str) else v for v in row])
+            sheet.append([neutralise(xml_safe(v)) if isinstance(v, str) else v for v in row])
         return sheet
 
     def write(self, row: dict[str, Any]) -> bytes:
@@ -274,7 +283,7 @@ def _cell(value: Any) -> Any:
         return value
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, default=_json_default)
-    return neutralise(str(value))
+    return neutralise(xml_safe(str(value)))
 
 
 MONEY_FORMAT = "#,##0.00"
