@@ -79,3 +79,27 @@ def test_bad_arguments_are_refused_by_the_parser(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exc:
         cli.main(["org", "set-limits", "org_x", "--events-per-hour", "0"])
     assert exc.value.code == 2
+
+
+def test_set_privacy_turns_anonymise_all_and_unknown_countries_on_and_off(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = organizations.create_organization("Privacy First Weddings")
+    fresh = organizations.get_organization(org.org_id, fresh=True)
+    assert (fresh.anonymise_all, fresh.anonymise_unknown_country) == (False, True)
+
+    code, shown, _ = smctl(
+        capsys, "org", "set-privacy", org.org_id, "--anonymise-all", "on", "--json"
+    )
+    assert code == 0
+    assert shown == {"org_id": org.org_id, "anonymise_all": True, "anonymise_unknown_country": True}
+    code, shown, _ = smctl(
+        capsys, "org", "set-privacy", org.org_id, "--anonymise-unknown-country", "off", "--json"
+    )
+    assert code == 0
+    stored = organizations.get_organization(org.org_id, fresh=True)
+    assert (stored.anonymise_all, stored.anonymise_unknown_country) == (True, False)
+
+    code, _, err = smctl(capsys, "org", "set-privacy", org.org_id)
+    assert code != 0
+    assert "--anonymise-all" in err

@@ -81,3 +81,47 @@ def test_eea_outside_the_eu_counts_and_the_original_is_untouched() -> None:
     assert out is not None
     assert "ip" not in out["context"]
     assert doc["context"]["ip"] == "203.0.113.9"
+
+
+def test_personal_fields_are_removed_at_any_depth() -> None:
+    doc = event(
+        properties={
+            "contact": {"email": "a@example.com", "city_note": "kept"},
+            "guests": [{"full_name": "Zoë", "table": 4}, {"phone": "+44 1", "table": 5}],
+            "deep": {"a": {"b": {"billing_address": "1 Rue", "ok": True}}},
+            "supplier_id": "usr_123",
+        }
+    )
+    out = privacy.outbound(doc, KEY, analytics=True)
+    assert out is not None
+    assert out["properties"] == {
+        "contact": {"city_note": "kept"},
+        "guests": [{"table": 4}, {"table": 5}],
+        "deep": {"a": {"b": {"ok": True}}},
+        "supplier_id": privacy.pseudonym(KEY, "usr_123"),
+    }
+    assert doc["properties"]["contact"]["email"] == "a@example.com"  # the stored copy is intact
+
+
+def test_eu_territories_with_their_own_codes_are_eu() -> None:
+    for country in ("GF", "GP", "MQ", "RE", "YT", "MF", "AX", "IC", "EA", "re", " yt "):
+        out = privacy.outbound(
+            event(context={"country": country, "ip": "1.2.3.4"}), KEY, analytics=True
+        )
+        assert out is not None
+        assert "ip" not in out["context"], country
+        assert out["user_id"].startswith("anon_"), country
+    for country in ("GB", "US", "CH", "BL"):  # Saint-Barthélemy is not part of the EU
+        assert privacy.outbound(event(context={"country": country}), KEY, analytics=True)[
+            "user_id"
+        ] == ("usr_couple_77"), country
+    assert privacy.EU_MEMBER_STATES <= privacy.EU_EEA
+    assert len(privacy.EU_MEMBER_STATES) == 27
+
+
+def test_events_without_a_country_are_anonymised_unless_the_organization_says_not() -> None:
+    for context in ({}, {"country": None}, {"country": ""}, None):
+        doc = event(context=context)
+        assert privacy.outbound(doc, KEY, analytics=True)["user_id"].startswith("anon_")
+        kept = privacy.outbound(doc, KEY, analytics=True, anonymise_unknown=False)
+        assert kept["user_id"] == "usr_couple_77"

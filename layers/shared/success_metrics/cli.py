@@ -200,6 +200,35 @@ def cmd_org_set_slack(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_org_set_privacy(args: argparse.Namespace) -> None:
+    from success_metrics import organizations
+
+    if args.anonymise_all is None and args.anonymise_unknown_country is None:
+        raise CliError("give --anonymise-all and/or --anonymise-unknown-country (on or off)")
+    org = organizations.set_privacy(
+        args.org_id,
+        anonymise_all=args.anonymise_all,
+        anonymise_unknown_country=args.anonymise_unknown_country,
+    )
+    data = {
+        "org_id": org.org_id,
+        "anonymise_all": org.anonymise_all,
+        "anonymise_unknown_country": org.anonymise_unknown_country,
+    }
+    _print(
+        args,
+        data,
+        f"{org.org_id}: anonymise all {'on' if org.anonymise_all else 'off'}, users with no "
+        f"country {'anonymised' if org.anonymise_unknown_country else 'not anonymised'}",
+    )
+
+
+def _on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError("on or off")
+    return value == "on"
+
+
 def cmd_org_set_alert(args: argparse.Namespace) -> None:
     from decimal import Decimal, InvalidOperation
 
@@ -816,6 +845,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(org, "set-slack", cmd_org_set_slack, "set the Slack webhook for digest and alerts")
     p.add_argument("org_id")
     p.add_argument("url", help="incoming-webhook URL, or 'none' to remove it")
+    p = command(org, "set-privacy", cmd_org_set_privacy, "who is anonymised before anything leaves")
+    p.add_argument("org_id")
+    p.add_argument(
+        "--anonymise-all", type=_on_off, metavar="on|off", help="every user, wherever they are"
+    )
+    p.add_argument(
+        "--anonymise-unknown-country",
+        type=_on_off,
+        metavar="on|off",
+        help="users whose events carry no context.country (on by default)",
+    )
     p = command(org, "set-alert", cmd_org_set_alert, "alert when yesterday's METRIC OP VALUE")
     p.add_argument("org_id")
     p.add_argument("metric", help="e.g. signups, trial_to_paid, active_users, revenue:GBP, cac:GBP")

@@ -339,5 +339,18 @@ def derived_key(org: Organization, purpose: str) -> bytes:
 
 
 def set_anonymise_all(org_id: str, enabled: bool) -> Organization:
+    return set_privacy(org_id, anonymise_all=enabled)
+
+
+def set_privacy(
+    org_id: str, *, anonymise_all: bool | None = None, anonymise_unknown_country: bool | None = None
+) -> Organization:
+    """Who is anonymised before anything leaves: everyone (`anonymise_all`), and whether users
+    with no known country are (`anonymise_unknown_country`, on by default)."""
     org = get_organization(org_id, fresh=True)
-    return _save(org.model_copy(update={"anonymise_all": enabled}))
+    changes: dict[str, Any] = {}
+    if anonymise_all is not None:
+        changes["anonymise_all"] = anonymise_all
+    if anonymise_unknown_country is not None:
+        changes["anonymise_unknown_country"] = anonymise_unknown_country
+    return _save(org.model_copy(update=changes)) if changes else org

@@ -359,7 +359,11 @@ class _Run:
         if anonymous and anonymous not in subject.anonymous_ids:
             subject.anonymous_ids.append(str(anonymous))
         sent = privacy.outbound(
-            doc, self.key, analytics=False, anonymise_all=self.org.anonymise_all
+            doc,
+            self.key,
+            analytics=False,
+            anonymise_all=self.org.anonymise_all,
+            anonymise_unknown=self.org.anonymise_unknown_country,
         )
         assert sent is not None
         forms = []

@@ -70,6 +70,8 @@ class Organization(BaseModel):
     # KMS-encrypted key for the keyed-hash pseudonyms of anonymised users (created on first use).
     pseudonym_key: str | None = None
     anonymise_all: bool = False
+    # Events with no context.country are anonymised unless this is turned off.
+    anonymise_unknown_country: bool = True
     # Someone was erased: ingest and the sync paths check the suppression list.
     has_suppressions: bool = False
     version: int = 1

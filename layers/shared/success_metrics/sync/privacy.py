@@ -1,11 +1,13 @@
 """What may leave the system, and in what form (SPEC §4, consent and anonymisation).
 
 - No analytics consent (`consent.analytics` is not true) means nothing goes to Mixpanel or GA4.
-- Users in the EU/EEA, and every user of an organization set to "anonymise all", are
-  anonymised first: user ids become a keyed hash (HMAC-SHA256 with the organization's key, so
-  the same user keeps the same pseudonym and joins still work, but it cannot be reversed without
-  the key), the IP address and user agent are dropped, free-text personal properties (email,
-  phone, name, address...) are removed, and the location is coarsened to the country.
+- Users in the EU/EEA (outermost regions with their own country codes included), users whose
+  country is not known (unless the organization turned that off), and every user of an
+  organization set to "anonymise all", are anonymised first: user ids become a keyed hash
+  (HMAC-SHA256 with the organization's key, so the same user keeps the same pseudonym and joins
+  still work, but it cannot be reversed without the key), the IP address and user agent are
+  dropped, free-text personal properties (email, phone, name, address...) are removed at any
+  depth of the properties, and the location is coarsened to the country.
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ import hashlib
 import hmac
 from typing import Any
 
-# EU member states plus Iceland, Liechtenstein and Norway (ISO 3166-1 alpha-2).
-EU_EEA = frozenset(
+# Where the GDPR applies, the one list every check reads (ISO 3166-1 alpha-2): the EU member
+# states, Iceland, Liechtenstein and Norway, and the parts of the EU that have country codes of
+# their own: the French outermost regions (GF, GP, MQ, RE, YT, MF), Åland (AX), and the codes
+# ISO reserves for the Canary Islands (IC) and Ceuta and Melilla (EA). Azores and Madeira are
+# coded PT.
+EU_MEMBER_STATES = frozenset(
     [
         *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
         *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
-        *("IS", "LI", "NO"),
     ]
 )
+EEA_ONLY = frozenset({"IS", "LI", "NO"})
+EU_TERRITORIES_WITH_OWN_CODES = frozenset({"GF", "GP", "MQ", "RE", "YT", "MF", "AX", "IC", "EA"})
+EU_EEA = EU_MEMBER_STATES | EEA_ONLY | EU_TERRITORIES_WITH_OWN_CODES
 # Property names that carry free-text personal data; matched case-insensitively, and any name
 # containing one of the PII_PARTS too (e.g. "contact_email", "billing_phone").
 PII_NAMES = frozenset(
@@ -51,9 +59,17 @@ def has_analytics_consent(doc: dict[str, Any]) -> bool:
     return consent.get("analytics") is True
 
 
-def needs_anonymisation(doc: dict[str, Any], anonymise_all: bool = False) -> bool:
+def needs_anonymisation(
+    doc: dict[str, Any], anonymise_all: bool = False, anonymise_unknown: bool = True
+) -> bool:
+    """EU/EEA users always; users of unknown country unless the organization chose otherwise
+    (the default is the safe side: nobody can tell they are not in the EU)."""
     country = (doc.get("context") or {}).get("country")
-    return anonymise_all or (country is not None and country.upper() in EU_EEA)
+    if anonymise_all:
+        return True
+    if not isinstance(country, str) or not country.strip():
+        return anonymise_unknown
+    return country.strip().upper() in EU_EEA
 
 
 def pseudonym(key: bytes, value: str) -> str:
@@ -75,18 +91,33 @@ def anonymise(doc: dict[str, Any], key: bytes) -> dict[str, Any]:
     for field in ("ip", "user_agent", "region"):
         context.pop(field, None)
     out["context"] = context
-    properties = {}
-    for name, value in (out.get("properties") or {}).items():
-        if _is_pii(name):
-            continue
-        is_reference = name in USER_REFERENCES and isinstance(value, str)
-        properties[name] = pseudonym(key, value) if is_reference else value
-    out["properties"] = properties
+    out["properties"] = _without_pii(out.get("properties") or {}, key)
     return out
 
 
+def _without_pii(value: Any, key: bytes) -> Any:
+    """`value` with personal fields dropped from every object at every depth, and references
+    to other users pseudonymised (properties nest at most 32 levels: recursion is bounded)."""
+    if isinstance(value, list):
+        return [_without_pii(item, key) for item in value]
+    if not isinstance(value, dict):
+        return value
+    kept = {}
+    for name, item in value.items():
+        if _is_pii(str(name)):
+            continue
+        is_reference = name in USER_REFERENCES and isinstance(item, str)
+        kept[name] = pseudonym(key, item) if is_reference else _without_pii(item, key)
+    return kept
+
+
 def outbound(
-    doc: dict[str, Any], key: bytes, *, analytics: bool, anonymise_all: bool = False
+    doc: dict[str, Any],
+    key: bytes,
+    *,
+    analytics: bool,
+    anonymise_all: bool = False,
+    anonymise_unknown: bool = True,
 ) -> dict[str, Any] | None:
     """The form of `doc` a destination may receive, or None when it must not receive it.
 
@@ -94,6 +125,6 @@ def outbound(
     """
     if analytics and not has_analytics_consent(doc):
         return None
-    if needs_anonymisation(doc, anonymise_all):
+    if needs_anonymisation(doc, anonymise_all, anonymise_unknown):
         return anonymise(doc, key)
     return doc

@@ -80,7 +80,11 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
                 continue
             gated = _with_current_consent(doc, state) if analytics else doc
             safe = privacy.outbound(
-                gated, key, analytics=analytics, anonymise_all=org.anonymise_all
+                gated,
+                key,
+                analytics=analytics,
+                anonymise_all=org.anonymise_all,
+                anonymise_unknown=org.anonymise_unknown_country,
             )
             if safe is None:
                 withheld += 1
