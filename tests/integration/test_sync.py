@@ -197,9 +197,11 @@ def test_no_consent_means_no_analytics_and_eu_users_are_anonymised(
         assert "ip" not in record["properties"]
         assert "email" not in record["properties"]
         assert "$region" not in record["properties"]
-    # The customer's own webhook gets every event, the EU ones anonymised too
+    # The customer's own webhook (analytics consent by default) gets the consented events,
+    # anonymised like everywhere else
     hook_events = json.loads(sink.requests("/webhooks/acme")[0]["body"])["events"]
-    assert len(hook_events) == 5
+    assert {e["id"] for e in hook_events} == {e["id"] for e in european}
+    assert all(e["user_id"].startswith("anon_") for e in hook_events)
 
 
 def test_retryable_failures_are_retried_in_the_invocation(
@@ -428,3 +430,51 @@ def test_an_endpoint_failing_for_five_days_is_disabled_with_an_alert(
         for r in sink.requests("/services/T1/B1/ops")
     )
     assert destinations.get(org.org_id, "mixpanel").failing_since is None  # the others are fine
+
+
+def test_customer_webhooks_are_gated_by_the_consent_they_declare(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    admin_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+) -> None:
+    # Given three webhook endpoints: the default (analytics), marketing, and no consent gate
+    organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
+    for dest_id, consent in (("default", None), ("marketing", "marketing"), ("open", "none")):
+        settings: dict[str, Any] = {"kind": "webhook", "url": f"{sink.url}/webhooks/{dest_id}"}
+        if consent:
+            settings["consent"] = consent
+        answer = admin(
+            admin_handler,
+            authorizer_handler,
+            org.api_key,
+            "PUT",
+            f"/v1/destinations/{dest_id}",
+            {"name": dest_id, "settings": settings},
+        )
+        assert answer.status == 200, answer
+    both = recent_events(2, consent={"analytics": True, "marketing": True})
+    analytics_only = recent_events(2, consent={"analytics": True, "marketing": False})
+    none = recent_events(2, consent={"analytics": False, "marketing": False})
+    events = both + analytics_only + none
+    assert (
+        post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": events}).status
+        == 202
+    )
+    # When the events are routed and delivered
+    assert run_sync(stack) == set()
+
+    # Then each endpoint received exactly the events its consent allows
+    def received(dest_id: str) -> set[str]:
+        return {
+            e["id"]
+            for r in sink.requests(f"/webhooks/{dest_id}")
+            for e in json.loads(r["body"])["events"]
+        }
+
+    ids = lambda group: {e["id"] for e in group}  # noqa: E731
+    assert received("default") == ids(both) | ids(analytics_only)
+    assert received("marketing") == ids(both)
+    assert received("open") == ids(events)

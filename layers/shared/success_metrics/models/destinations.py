@@ -57,6 +57,9 @@ class WebhookSettings(_Settings):
     )
     # A `whsec_` secret to sign with; a new one is generated (and shown once) when absent.
     signing_secret: Secret | None = None
+    # The consent an event's user must have given for it to reach this endpoint (SPEC §1:
+    # consent gates every outbound flow); "none" for endpoints that need no consent.
+    consent: Literal["analytics", "marketing", "none"] = "analytics"
 
     @field_validator("url")
     @classmethod
@@ -110,6 +113,15 @@ class Destination(BaseModel):
     disabled_reason: str | None = None
     # Names of the secrets that have a value (older records: None, meaning all of them).
     secret_names: list[str] | None = None
+
+    def consent_required(self) -> str | None:
+        """The consent purpose an event needs to be sent here (None: no consent gate)."""
+        if self.kind in ("mixpanel", "ga4"):
+            return "analytics"
+        if self.kind == "webhook":
+            purpose = self.public.get("consent") or "analytics"  # older records: the default
+            return None if purpose == "none" else str(purpose)
+        return None
 
     def accepts(self, event_type: str) -> bool:
         patterns = self.public.get("event_types") or ["*"]

@@ -54,9 +54,13 @@ PII_PARTS = ("email", "phone", "mobile_number", "street", "address")
 USER_REFERENCES = frozenset({"supplier_id", "inviter_id", "invitee_id", "referrer_id", "inviter"})
 
 
-def has_analytics_consent(doc: dict[str, Any]) -> bool:
+def has_consent(doc: dict[str, Any], purpose: str) -> bool:
     consent = doc.get("consent") or {}
-    return consent.get("analytics") is True
+    return consent.get(purpose) is True
+
+
+def has_analytics_consent(doc: dict[str, Any]) -> bool:
+    return has_consent(doc, "analytics")
 
 
 def needs_anonymisation(
@@ -115,15 +119,18 @@ def outbound(
     doc: dict[str, Any],
     key: bytes,
     *,
-    analytics: bool,
+    analytics: bool = False,
+    requires: str | None = None,
     anonymise_all: bool = False,
     anonymise_unknown: bool = True,
 ) -> dict[str, Any] | None:
     """The form of `doc` a destination may receive, or None when it must not receive it.
 
-    `analytics` is true for Mixpanel and GA4, which need analytics consent.
+    `requires` is the consent purpose the destination needs (`analytics` for Mixpanel and GA4,
+    a customer webhook's own choice); `analytics=True` is the same as requires="analytics".
     """
-    if analytics and not has_analytics_consent(doc):
+    purpose = "analytics" if analytics else requires
+    if purpose is not None and not has_consent(doc, purpose):
         return None
     if needs_anonymisation(doc, anonymise_all, anonymise_unknown):
         return anonymise(doc, key)

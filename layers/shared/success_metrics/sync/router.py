@@ -46,15 +46,17 @@ def unpack_events(body: dict[str, Any]) -> list[dict[str, Any]]:
     return list(body.get("events", []))
 
 
-def _with_current_consent(doc: dict[str, Any], state: dict[str, dict[str, bool]]) -> dict[str, Any]:
+def _with_current_consent(
+    doc: dict[str, Any], state: dict[str, dict[str, bool]], purpose: str = "analytics"
+) -> dict[str, Any]:
     """The event as the consent gate must see it. A recorded withdrawal (the user's latest
     decision) wins over the flag the event carries; a recorded grant does not make an event
     that was sent without consent forwardable: it still needs its own flag."""
     user = doc.get("user_id") or doc.get("anonymous_id")
-    recorded = state.get(str(user), {}).get("analytics") if user else None
+    recorded = state.get(str(user), {}).get(purpose) if user else None
     if recorded is not False:
         return doc
-    return {**doc, "consent": {**(doc.get("consent") or {}), "analytics": False}}
+    return {**doc, "consent": {**(doc.get("consent") or {}), purpose: False}}
 
 
 def route(source_message_id: str, body: dict[str, Any]) -> int:
@@ -72,17 +74,17 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
     key = organizations.pseudonym_key(org)
     bodies: list[str] = []
     for dest in targets:
-        analytics = dest.kind in ("mixpanel", "ga4")
+        purpose = dest.consent_required()
         outbound = []
         withheld = 0
         for doc in events:
             if dest.kind == "webhook" and not dest.accepts(doc["type"]):
                 continue
-            gated = _with_current_consent(doc, state) if analytics else doc
+            gated = _with_current_consent(doc, state, purpose) if purpose else doc
             safe = privacy.outbound(
                 gated,
                 key,
-                analytics=analytics,
+                requires=purpose,
                 anonymise_all=org.anonymise_all,
                 anonymise_unknown=org.anonymise_unknown_country,
             )
