@@ -7,7 +7,8 @@ from typing import Any
 
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import organizations
+from success_metrics import destinations, organizations
+from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from tests.integration.exports_support import Exports, file_bytes, run_worker
 from tests.integration.test_consent import call_gdpr, decision
@@ -38,6 +39,22 @@ def test_an_access_request_returns_exactly_that_users_data(
     from export_request import app as exports_app
     from export_worker import app as worker_app
 
+    # The customer's own records endpoint needs no consent: it gets ana's events even after she
+    # withdraws analytics, so the delivery log holds some of hers.
+    destinations.put(
+        org.org_id,
+        "records",
+        DestinationRequest.model_validate(
+            {
+                "name": "records",
+                "settings": {
+                    "kind": "webhook",
+                    "url": f"{sink.url}/webhooks/records",
+                    "consent": "none",
+                },
+            }
+        ),
+    )
     ana = recent_events(6, user_id="usr_ana")
     ben = recent_events(4, user_id="usr_ben")
     post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": ana + ben})
@@ -70,7 +87,7 @@ def test_an_access_request_returns_exactly_that_users_data(
     deliveries = [r for r in records if r["record"] == "delivery"]
     assert deliveries
     delivered_ids = {i for r in deliveries for i in r["data"]["events"]}
-    assert delivered_ids <= {e["id"] for e in ana}
+    assert delivered_ids <= {e["id"] for e in ana} | {decision("usr_ana", False)["id"]}
     text = json.dumps(records)
     assert "usr_ben" not in text
     assert not any(e["id"] in text for e in ben + elsewhere)
