@@ -1,5 +1,5 @@
-"""Admin routes about the caller's organization: /v1/organization, /v1/destinations*,
-/v1/deliveries*."""
+"""Admin routes about the caller's organization: /v1/organization*, /v1/audit,
+/v1/destinations*, /v1/deliveries*."""
 
 from __future__ import annotations
 
@@ -21,6 +21,17 @@ admin.require_principal(app)
 @app.get("/v1/organization")
 def get_organization() -> dict[str, Any]:
     return admin.organization_view(admin.principal(app))
+
+
+@app.put("/v1/organization/settings")
+def put_organization_settings() -> dict[str, Any]:
+    return admin.put_settings(admin.principal(app), json_body(app.current_event))
+
+
+@app.get("/v1/audit")
+def list_audit() -> dict[str, Any]:
+    params = app.current_event.query_string_parameters or {}
+    return admin.list_audit(admin.principal(app), dict(params))
 
 
 @app.get("/v1/destinations")

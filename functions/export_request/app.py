@@ -8,18 +8,19 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from success_metrics import clock
+from success_metrics import admin, audit, clock
 from success_metrics.exports import api
 from success_metrics.http import Principal, json_body, register_problem_handlers
 from success_metrics.observability import logger, metrics, traced
 
 app = APIGatewayHttpResolver()
 register_problem_handlers(app)
+# Every route but /download (no authorizer: it takes a link too) needs a principal.
+admin.require_principal(app)
 
 
 def _caller() -> Principal:
-    # Per route rather than a global middleware: /download has no authorizer.
-    return Principal.from_event(app.current_event)
+    return admin.principal(app)
 
 
 @app.post("/v1/exports")
@@ -52,12 +53,15 @@ def cancel_export(export_id: str) -> dict[str, Any]:
 @app.get("/v1/exports/<export_id>/download")
 def download_export(export_id: str) -> Response[str]:
     event = app.current_event
-    url = api.download(
+    now = clock.now()
+    job = api.download_caller(
         export_id,
         dict(event.headers or {}),
         dict(event.query_string_parameters or {}),
-        clock.now(),
+        now,
+        lambda org_id, key_id: audit.set_subject(app, org_id, key_id),
     )
+    url = api.download(job, now)
     return Response(
         status_code=302,
         content_type="text/plain",

@@ -22,7 +22,7 @@ import pytest
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.template import functions, load
-from success_metrics import consent, destinations, organizations
+from success_metrics import audit, consent, destinations, organizations
 from success_metrics.exports import jobs
 from success_metrics.exports.models import ExportRequest
 from success_metrics.gdpr import erasure
@@ -50,6 +50,7 @@ BODIES: dict[str, Any] = {
     },
     "createAccessRequest": {"user_id": "usr_b"},
     "createErasure": {"user_id": "usr_b"},
+    "putOrganizationSettings": {"anonymise_all": True},
 }
 QUERIES: dict[str, dict[str, str]] = {"getMetrics": {"from": "2026-06-01", "to": "2026-06-30"}}
 
@@ -112,6 +113,8 @@ def world(stack: Stack, org: CreatedOrganization, other_org: CreatedOrganization
         now,
     )
     consent.record_decisions(b, [decision("usr_b", True)], 730, now)
+    with audit.cli_operation(b, "org set-margin"):  # B's audit log has a record
+        pass
     job, _ = erasure.start(organizations.get_organization(b), other_org.key_id, "usr_b", now)
     return {
         "org_id": b,

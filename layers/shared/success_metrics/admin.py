@@ -9,7 +9,13 @@ from success_metrics import destinations, organizations, sync_queue
 from success_metrics.errors import ValidationFailedError
 from success_metrics.http import Principal, parse_model
 from success_metrics.models.destinations import DestinationRequest
-from success_metrics.models.organizations import OrganizationView, Scope
+from success_metrics.models.organizations import (
+    Organization,
+    OrganizationView,
+    PrivacySettings,
+    PrivacySettingsChange,
+    Scope,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -20,17 +26,25 @@ DEST_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def require_principal(app: APIGatewayHttpResolver) -> None:
-    """A global middleware: no admin route runs without an authenticated principal."""
+    """Global middlewares: no admin route runs without an authenticated principal (except a
+    route that also takes a link, which authenticates its caller itself), and every one is
+    written to the audit log (`success_metrics.audit`)."""
+    from success_metrics import audit
+    from success_metrics.routes import match
 
     def middleware(
         resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware
     ) -> Response[Any]:
-        resolver.append_context(  # type: ignore[no-untyped-call]
-            **{PRINCIPAL: Principal.from_event(resolver.current_event)}
-        )
+        event = resolver.current_event
+        route = match(event.http_method, event.raw_path)
+        if route is None or route.auth != "link_or_api_key":
+            caller = Principal.from_event(event)
+            resolver.append_context(  # type: ignore[no-untyped-call]
+                **{PRINCIPAL: caller, audit.SUBJECT: audit.Subject(caller.org_id, caller.key_id)}
+            )
         return next_middleware(resolver)
 
-    app.use(middlewares=[middleware])
+    app.use(middlewares=[middleware, audit.middleware])
 
 
 def principal(app: APIGatewayHttpResolver) -> Principal:
@@ -48,7 +62,35 @@ def organization_view(caller: Principal) -> dict[str, Any]:
         retention_days=org.retention_days,
         key_id=caller.key_id,
         scopes=[Scope(s) for s in sorted(caller.scopes)],
+        privacy=_privacy(org),
     ).model_dump(mode="json")
+
+
+def _privacy(org: Organization) -> PrivacySettings:
+    return PrivacySettings(
+        anonymise_all=org.anonymise_all, anonymise_unknown_country=org.anonymise_unknown_country
+    )
+
+
+def put_settings(caller: Principal, body: Any) -> dict[str, Any]:
+    """PUT /v1/organization/settings: change the anonymisation settings (the same operation as
+    `smctl org set-privacy`); the settings left out keep their value."""
+    caller.require(Scope.CONFIG_WRITE)
+    change = parse_model(PrivacySettingsChange, body, "settings")
+    org = organizations.set_privacy(
+        caller.org_id,
+        anonymise_all=change.anonymise_all,
+        anonymise_unknown_country=change.anonymise_unknown_country,
+    )
+    return {"privacy": _privacy(org).model_dump(mode="json")}
+
+
+def list_audit(caller: Principal, params: dict[str, str]) -> dict[str, Any]:
+    """GET /v1/audit: the organization's audit records, newest first."""
+    from success_metrics import audit
+
+    caller.require(Scope.AUDIT_READ)
+    return audit.list_records(caller.org_id, params)
 
 
 def list_destinations(caller: Principal) -> dict[str, Any]:

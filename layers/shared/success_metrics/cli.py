@@ -37,6 +37,7 @@ STACK_OUTPUTS = {
     "ExportQueueUrl": "EXPORT_QUEUE_URL",
     "ExportsBucketName": "EXPORTS_BUCKET",
     "PrivacyTableName": "PRIVACY_TABLE",
+    "AuditTableName": "AUDIT_TABLE",
 }
 
 
@@ -111,7 +112,7 @@ def _from_stack_outputs(stack_name: str) -> None:
 def cmd_org_create(args: argparse.Namespace) -> None:
     from success_metrics import organizations
 
-    created = organizations.create_organization(args.name)
+    created = organizations.create_organization(args.name, org_id=args.org_id)
     data = {
         "org_id": created.org_id,
         "webhook_secret": created.webhook_secret,
@@ -221,6 +222,11 @@ def cmd_org_set_privacy(args: argparse.Namespace) -> None:
         f"{org.org_id}: anonymise all {'on' if org.anonymise_all else 'off'}, users with no "
         f"country {'anonymised' if org.anonymise_unknown_country else 'not anonymised'}",
     )
+
+
+def cmd_org_set_anonymise_all(args: argparse.Namespace) -> None:
+    args.anonymise_unknown_country = None
+    cmd_org_set_privacy(args)
 
 
 def _on_off(value: str) -> bool:
@@ -736,6 +742,32 @@ def cmd_gdpr_erasure(args: argparse.Namespace) -> None:
     _print(args, job, _erasure_line(job))
 
 
+def _audit_line(record: dict[str, Any]) -> str:
+    status = record.get("status", "…")
+    resource = f"  {record['resource_id']}" if record.get("resource_id") else ""
+    return (
+        f"{record['at']}  {record['key_id']:<24} {record['method']:<6} {status!s:<4} "
+        f"{record['route']}{resource}"
+    )
+
+
+def cmd_audit_list(args: argparse.Namespace) -> None:
+    params: dict[str, Any] = {"limit": min(args.limit, 1000)}
+    options = {"from": args.date_from, "to": args.date_to, "key_id": args.key_id}
+    options.update(route=args.route, method=args.method, status=args.status)
+    params.update({name: value for name, value in options.items() if value is not None})
+    records: list[dict[str, Any]] = []
+    while True:
+        page = _call(args, "GET", "/v1/audit", params=params).json()
+        records.extend(page["records"])
+        if not page.get("next_cursor") or len(records) >= args.limit:
+            break
+        params["cursor"] = page["next_cursor"]
+        params["limit"] = min(args.limit - len(records), 1000)
+    records = records[: args.limit]
+    _print(args, records, "\n".join(_audit_line(r) for r in records) or "no audit records")
+
+
 def cmd_export_create(args: argparse.Namespace) -> None:
     body: dict[str, Any] = {
         "dataset": args.dataset,
@@ -818,20 +850,29 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     def command(
-        sub: Any, name: str, func: Callable[[argparse.Namespace], None], help_text: str
+        sub: Any,
+        name: str,
+        func: Callable[[argparse.Namespace], None],
+        help_text: str,
+        audited: bool = False,
     ) -> argparse.ArgumentParser:
+        """A subcommand; `audited` ones change an organization and write an audit record."""
         p: argparse.ArgumentParser = sub.add_parser(
             name, help=help_text, description=help_text, parents=[common]
         )
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, audited=audited)
         return p
 
     org = groups.add_parser("org", help="organizations").add_subparsers(dest="cmd", required=True)
-    p = command(org, "create", cmd_org_create, "create an organization; prints its secrets once")
+    p = command(
+        org, "create", cmd_org_create, "create an organization; prints its secrets once", True
+    )
     p.add_argument("name")
     p = command(org, "show", cmd_org_show, "show an organization's settings")
     p.add_argument("org_id")
-    p = command(org, "set-limits", cmd_org_set_limits, "change rate limits or retention")
+    p = command(
+        org, "set-limits", cmd_org_set_limits, "change rate limits or retention", audited=True
+    )
     p.add_argument("org_id")
     p.add_argument("--requests-per-hour", type=_positive)
     p.add_argument("--events-per-hour", type=_positive)
@@ -839,13 +880,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--running-exports", type=_positive, help="exports queued or running at once")
     p.add_argument("--retention-days", type=_positive)
 
-    p = command(org, "set-margin", cmd_org_set_margin, "set the gross margin used by CLV")
+    p = command(
+        org, "set-margin", cmd_org_set_margin, "set the gross margin used by CLV", audited=True
+    )
     p.add_argument("org_id")
     p.add_argument("margin", help="above 0 and at most 1, e.g. 0.8")
-    p = command(org, "set-slack", cmd_org_set_slack, "set the Slack webhook for digest and alerts")
+    p = command(
+        org,
+        "set-slack",
+        cmd_org_set_slack,
+        "set the Slack webhook for digest and alerts",
+        audited=True,
+    )
     p.add_argument("org_id")
     p.add_argument("url", help="incoming-webhook URL, or 'none' to remove it")
-    p = command(org, "set-privacy", cmd_org_set_privacy, "who is anonymised before anything leaves")
+    p = command(
+        org,
+        "set-privacy",
+        cmd_org_set_privacy,
+        "who is anonymised before anything leaves",
+        audited=True,
+    )
     p.add_argument("org_id")
     p.add_argument(
         "--anonymise-all", type=_on_off, metavar="on|off", help="every user, wherever they are"
@@ -856,17 +911,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="on|off",
         help="users whose events carry no context.country (on by default)",
     )
-    p = command(org, "set-alert", cmd_org_set_alert, "alert when yesterday's METRIC OP VALUE")
+    p = command(
+        org,
+        "set-anonymise-all",
+        cmd_org_set_anonymise_all,
+        "anonymise every user's events before they leave (on), or only EU users' (off)",
+        audited=True,
+    )
+    p.add_argument("org_id")
+    p.add_argument("anonymise_all", type=_on_off, metavar="on|off")
+    p = command(
+        org, "set-alert", cmd_org_set_alert, "alert when yesterday's METRIC OP VALUE", audited=True
+    )
     p.add_argument("org_id")
     p.add_argument("metric", help="e.g. signups, trial_to_paid, active_users, revenue:GBP, cac:GBP")
     p.add_argument("op", choices=["<", "<=", ">", ">="])
     p.add_argument("value")
-    p = command(org, "clear-alerts", cmd_org_clear_alerts, "remove alerts (all, or one metric's)")
+    p = command(
+        org,
+        "clear-alerts",
+        cmd_org_clear_alerts,
+        "remove alerts (all, or one metric's)",
+        audited=True,
+    )
     p.add_argument("org_id")
     p.add_argument("--metric")
 
     key = groups.add_parser("key", help="admin API keys").add_subparsers(dest="cmd", required=True)
-    p = command(key, "create", cmd_key_create, "create an API key; prints it once")
+    p = command(key, "create", cmd_key_create, "create an API key; prints it once", True)
     p.add_argument("org_id")
     p.add_argument(
         "--scope",
@@ -877,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description")
     p = command(key, "list", cmd_key_list, "list an organization's API keys (never the secrets)")
     p.add_argument("org_id")
-    p = command(key, "revoke", cmd_key_revoke, "revoke an API key")
+    p = command(key, "revoke", cmd_key_revoke, "revoke an API key", True)
     p.add_argument("org_id")
     p.add_argument("key_id")
 
@@ -900,7 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(needs_aws=False)
 
     dest = groups.add_parser("dest", help="destinations").add_subparsers(dest="cmd", required=True)
-    p = command(dest, "put", cmd_dest_put, "create or replace a destination")
+    p = command(dest, "put", cmd_dest_put, "create or replace a destination", True)
     p.add_argument("org_id")
     p.add_argument("dest_id")
     p.add_argument(
@@ -912,7 +984,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disabled", action="store_true")
     p = command(dest, "list", cmd_dest_list, "list destinations (secrets are never shown)")
     p.add_argument("org_id")
-    p = command(dest, "remove", cmd_dest_remove, "remove a destination")
+    p = command(dest, "remove", cmd_dest_remove, "remove a destination", True)
     p.add_argument("org_id")
     p.add_argument("dest_id")
     p = command(
@@ -982,12 +1054,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive, default=3600, help="seconds to --wait")
     api_options(p)
 
+    audit = groups.add_parser(
+        "audit", help="the audit log, through the HTTP API with a key that has audit:read"
+    ).add_subparsers(dest="cmd", required=True)
+    p = command(audit, "list", cmd_audit_list, "audit records, newest first")
+    p.add_argument("--from", dest="date_from", help="ISO 8601 date or time")
+    p.add_argument("--to", dest="date_to", help="ISO 8601 date or time")
+    p.add_argument("--key-id", help="only this key's requests")
+    p.add_argument("--route", help="a route template, e.g. /v1/exports/{export_id}")
+    p.add_argument("--method", help="GET, PUT, POST, DELETE or CLI")
+    p.add_argument("--status", help="an HTTP status (403) or a class (4xx)")
+    p.add_argument("--limit", type=_positive, default=100, help="records to show (default 100)")
+    api_options(p)
+
     secret = groups.add_parser("secret", help="webhook signing secrets").add_subparsers(
         dest="cmd", required=True
     )
-    p = command(secret, "rotate", cmd_secret_rotate, "new webhook secret; the old one lasts 24 h")
+    p = command(
+        secret, "rotate", cmd_secret_rotate, "new webhook secret; the old one lasts 24 h", True
+    )
     p.add_argument("org_id")
     return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the command; one that changes an organization is written to its audit log first."""
+    if not getattr(args, "audited", False):
+        args.func(args)
+        return
+    from success_metrics import audit, organizations
+
+    if args.group == "org" and args.cmd == "create":
+        args.org_id = organizations.new_org_id()
+    resource = getattr(args, "dest_id", None) or getattr(args, "key_id", None)
+    with audit.cli_operation(args.org_id, f"{args.group} {args.cmd}", resource):
+        args.func(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -999,7 +1100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "needs_aws", True):
             configure(args)
-        args.func(args)
+        _run(args)
     except (CliError, SuccessMetricsError) as exc:
         print(f"smctl: {exc}", file=sys.stderr)
         return 1

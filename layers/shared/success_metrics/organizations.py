@@ -76,10 +76,16 @@ def _get(pk: str, sk: str) -> str | None:
 
 
 def create_organization(
-    name: str, limits: Limits | None = None, retention_days: int | None = None
+    name: str,
+    limits: Limits | None = None,
+    retention_days: int | None = None,
+    *,
+    org_id: str | None = None,
 ) -> CreatedOrganization:
+    """A new organization, its first webhook secret and pseudonym key, and an admin API key.
+    `org_id` lets a caller name it first (smctl audits the creation before it happens)."""
     settings = get_settings()
-    org_id = new_org_id()
+    org_id = org_id or new_org_id()
     webhook_secret = signing.generate_secret()
     created = int(now())
     org = Organization(
@@ -97,6 +103,8 @@ def create_organization(
         webhook_secrets=[
             StoredSecret(ciphertext=secret_box.encrypt(webhook_secret, org_id), created_at=created)
         ],
+        # Created now, so no unauthenticated path ever has to write it (see pseudonym_key).
+        pseudonym_key=secret_box.encrypt(secrets.token_hex(32), org_id),
     )
     _put(f"ORG#{org_id}", "PROFILE", org.model_dump_json(), "attribute_not_exists(pk)")
     key = create_api_key(org_id, list(ALL_SCOPES), description="admin key created with the org")

@@ -6,6 +6,7 @@ added in one place and forgotten in another.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -90,6 +91,45 @@ ROUTES: tuple[Route, ...] = (
         resource="organization",
         response="success_metrics.models.organizations:OrganizationView",
         errors=(401,),
+    ),
+    Route(
+        "PUT",
+        "/v1/organization/settings",
+        "AdminApiFunction",
+        "putOrganizationSettings",
+        "Change the organization's anonymisation settings (those left out keep their value)",
+        "api_key",
+        Scope.CONFIG_WRITE,
+        200,
+        resource="organization",
+        body="success_metrics.models.organizations:PrivacySettingsChange",
+        response="success_metrics.models.organizations:OrganizationSettings",
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "GET",
+        "/v1/audit",
+        "AdminApiFunction",
+        "listAudit",
+        "The organization's audit log, newest first (every admin request and smctl change)",
+        "api_key",
+        Scope.AUDIT_READ,
+        200,
+        resource="audit",
+        response="success_metrics.models.audit:AuditList",
+        params=(
+            Param(
+                "since", "query", description="ISO 8601 date or time (inclusive)", alias="from"
+            ),
+            Param("until", "query", description="ISO 8601 date or time (inclusive)", alias="to"),
+            Param("key_id", "query", description="only this API key's requests"),
+            Param("route", "query", description="a route template, e.g. /v1/exports/{export_id}"),
+            Param("method", "query", description="GET, PUT, POST, DELETE or CLI"),
+            Param("status", "query", description="an HTTP status (403) or a class (4xx)"),
+            Param("limit", "query", int, description="1 to 1000 (default 100)"),
+            Param("cursor", "query", description="the next_cursor of the previous page"),
+        ),
+        errors=(400, 401, 403),
     ),
     Route(
         "GET",
@@ -339,6 +379,21 @@ ROUTES: tuple[Route, ...] = (
         errors=(),
     ),
 )
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)))
+
+
+_PATTERNS = [(r, _pattern(r.path)) for r in ROUTES]
+
+
+def match(method: str, path: str) -> Route | None:
+    """The route a request reached (its template, scope and auth), or None."""
+    for route, pattern in _PATTERNS:
+        if route.method == method.upper() and pattern.fullmatch(path):
+            return route
+    return None
 
 
 def resolve(reference: str) -> Any:

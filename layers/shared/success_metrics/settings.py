@@ -23,6 +23,9 @@ class Settings(BaseModel):
     delivery_queue_url: str = Field("", alias="DELIVERY_QUEUE_URL")
     deliveries_table: str = Field("", alias="DELIVERIES_TABLE")
     privacy_table: str = Field("", alias="PRIVACY_TABLE")
+    audit_table: str = Field("", alias="AUDIT_TABLE")
+    # Days an audit record is kept (SPEC §9), then expired by DynamoDB TTL.
+    audit_days: int = Field(400, alias="AUDIT_DAYS", ge=1, le=3650)
     mixpanel_api_url: str = Field("https://api.mixpanel.com", alias="MIXPANEL_API_URL")
     mixpanel_eu_api_url: str = Field("https://api-eu.mixpanel.com", alias="MIXPANEL_EU_API_URL")
     ga4_api_url: str = Field("https://www.google-analytics.com", alias="GA4_API_URL")

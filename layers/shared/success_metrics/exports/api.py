@@ -7,6 +7,7 @@ download token. Another organization's export id is simply not found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,25 +177,44 @@ def cancel(caller: Principal, export_id: str, now: float) -> dict[str, Any]:
     raise ConflictError(f"export {export_id} has already {job.status.value}; nothing to cancel")
 
 
-def download(export_id: str, headers: dict[str, str], params: dict[str, str], now: float) -> str:
-    """A fresh presigned URL for the file; the credential is an API key or a signed token."""
-    from success_metrics import aws
+LINK_KEY_ID = "download-link"
+
+
+def download_caller(
+    export_id: str,
+    headers: dict[str, str],
+    params: dict[str, str],
+    now: float,
+    identified: Callable[[str, str], None],
+) -> jobs.Job:
+    """The export a download names; the credential is an API key or a signed token. Who asks
+    (organization and key id, or `download-link`) is told to `identified` as soon as it is
+    known, so that a refusal after that is audited too."""
     from success_metrics.authorizer import bearer_token
 
     has_key = any(k.lower() == "authorization" for k in headers)
     if has_key:
         record = organizations.authenticate(bearer_token(headers))
+        identified(record.org_id, record.key_id)
         caller = Principal(record.org_id, record.key_id, frozenset(s.value for s in record.scopes))
         caller.require(Scope.EXPORTS_READ)
-        job = jobs.get(caller.org_id, export_id)
-    elif params.get("token"):
+        return jobs.get(caller.org_id, export_id)
+    if params.get("token"):
         job = links.verify(params["token"], export_id, now)
-    else:
-        from success_metrics.errors import UnauthenticatedError
+        identified(job.org_id, LINK_KEY_ID)
+        return job
+    from success_metrics.errors import UnauthenticatedError
 
-        raise UnauthenticatedError(
-            "send an API key (Authorization: Bearer <key>) or use the link from the email"
-        )
+    raise UnauthenticatedError(
+        "send an API key (Authorization: Bearer <key>) or use the link from the email"
+    )
+
+
+def download(job: jobs.Job, now: float) -> str:
+    """A fresh presigned URL for the file of `job`, when there is one."""
+    from success_metrics import aws
+
+    export_id = job.export_id
     if job.status is not Status.SUCCEEDED:
         raise ConflictError(f"export {export_id} is {job.status.value}; there is no file yet")
     if job.file is None or job.links_revoked:

@@ -15,6 +15,7 @@ class Scope(StrEnum):
     METRICS_READ = "metrics:read"
     GDPR_WRITE = "gdpr:write"
     CONFIG_WRITE = "config:write"
+    AUDIT_READ = "audit:read"
 
 
 ALL_SCOPES: tuple[Scope, ...] = tuple(Scope)
@@ -90,6 +91,34 @@ class ApiKey(BaseModel):
     revoked_at: int | None = None
 
 
+class PrivacySettings(BaseModel):
+    """The organization's anonymisation choices (SPEC §4; `PUT /v1/organization/settings`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anonymise_all: bool = Field(
+        description="anonymise every user's events before they leave, EU or not"
+    )
+    anonymise_unknown_country: bool = Field(
+        description="anonymise events that carry no context.country (default on)"
+    )
+
+
+class PrivacySettingsChange(BaseModel):
+    """A partial change: the settings left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anonymise_all: bool | None = None
+    anonymise_unknown_country: bool | None = None
+
+
+class OrganizationSettings(BaseModel):
+    """What `PUT /v1/organization/settings` answers: the settings now in force."""
+
+    privacy: PrivacySettings
+
+
 class OrganizationView(BaseModel):
     """What `GET /v1/organization` answers: no secret material."""
 
@@ -100,6 +129,7 @@ class OrganizationView(BaseModel):
     retention_days: int
     key_id: str
     scopes: list[Scope]
+    privacy: PrivacySettings
 
 
 class CreatedOrganization(BaseModel):
