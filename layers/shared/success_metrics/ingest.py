@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -42,7 +44,7 @@ from success_metrics.models.events import (
     RejectedEvent,
 )
 from success_metrics.models.organizations import Organization
-from success_metrics.observability import MetricUnit, logger, metrics
+from success_metrics.observability import MetricUnit, current_function, logger, metrics
 from success_metrics.settings import get_settings
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
@@ -57,25 +59,62 @@ class IngestResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# An unauthenticated caller may cause at most one profile read per organization id (known or
+# not) in this many seconds: a flood of bad signatures or unknown ids costs a cached answer.
+LOOKUP_INTERVAL_SECONDS = 5.0
+_LOOKUPS_MAX = 4096
+# Ids found absent, and known organizations re-read after a bad signature: when, per function.
+_absent: OrderedDict[tuple[str | None, str], float] = OrderedDict()
+_reread: OrderedDict[tuple[str | None, str], float] = OrderedDict()
+
+
+def _recently(seen: OrderedDict[tuple[str | None, str], float], org_id: str) -> bool:
+    last = seen.get((current_function(), org_id))
+    return last is not None and time.monotonic() - last < LOOKUP_INTERVAL_SECONDS
+
+
+def _note(seen: OrderedDict[tuple[str | None, str], float], org_id: str) -> None:
+    key = (current_function(), org_id)
+    seen[key] = time.monotonic()
+    seen.move_to_end(key)
+    while len(seen) > _LOOKUPS_MAX:
+        seen.popitem(last=False)
+
+
 def authenticate(org_id: str, headers: Mapping[str, str], body: bytes, now: float) -> Organization:
     """The organization whose current or rotated-out secret signed this body.
 
-    Unknown organizations and bad signatures answer the same 401 so neither can be probed.
+    Unknown organizations and bad signatures answer the same 401 so neither can be probed, and
+    cost the same: one HMAC check, and at most one (strongly consistent) profile read per
+    organization id every `LOOKUP_INTERVAL_SECONDS`; never a write, never a KMS call beyond the
+    cached decryption of the organization's current secrets.
     """
     # Malformed or stale headers fail before any lookup.
     signing.check_timestamp(signing.parse_headers(headers), now)
     if not org_id or len(org_id) > _ORG_ID_MAX or not org_id.isascii():
         raise UnauthenticatedError(signing.NO_MATCH)
-    try:
-        org = organizations.get_organization(org_id)
-    except NotFoundError as exc:
-        # Same work as a real verification, so the answer's timing does not reveal existence.
-        _verify_quietly([signing.generate_secret()], headers, body, now)
-        raise UnauthenticatedError(signing.NO_MATCH) from exc
+    org = organizations.cached_organization(org_id)
+    if org is None:
+        try:
+            if _recently(_absent, org_id):
+                raise NotFoundError(org_id)
+            try:
+                org = organizations.get_organization(org_id, fresh=True)
+            except NotFoundError:
+                _note(_absent, org_id)
+                raise
+        except NotFoundError as exc:
+            # Same work as a real verification, so the answer's timing does not reveal existence.
+            _verify_quietly([signing.generate_secret()], headers, body, now)
+            raise UnauthenticatedError(signing.NO_MATCH) from exc
     try:
         signing.verify(organizations.webhook_secrets(org, now), headers, body, now)
     except UnauthenticatedError:
-        # A secret rotated by another instance moments ago: check once more with a fresh profile.
+        # A secret rotated by another instance moments ago: check once more with a fresh
+        # profile, at most once per interval (a rotation is rare, a bad signature may not be).
+        if _recently(_reread, org_id):
+            raise
+        _note(_reread, org_id)
         org = organizations.get_organization(org_id, fresh=True)
         signing.verify(organizations.webhook_secrets(org, now), headers, body, now)
     return org
@@ -326,5 +365,7 @@ def ingest(
 
 def reset() -> None:
     """Forget the idempotency store (it holds a client bound to the current endpoint)."""
+    _absent.clear()
+    _reread.clear()
     _idempotent_process.cache_clear()
     _idempotency.cache_clear()

@@ -134,6 +134,12 @@ def get_organization(org_id: str, *, fresh: bool = False) -> Organization:
     return org
 
 
+def cached_organization(org_id: str) -> Organization | None:
+    """The profile if this instance read it recently, without any AWS call."""
+    cached = _profiles.get((current_function(), org_id))
+    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
+
 def _forget(org_id: str) -> None:
     for key in [k for k in _profiles if k[1] == org_id]:
         _profiles.pop(key, None)
@@ -326,8 +332,12 @@ def list_organizations() -> list[Organization]:
     return [Organization.model_validate_json(i["doc"]["S"]) for p in pages for i in p["Items"]]
 
 
-def pseudonym_key(org: Organization) -> bytes:
-    """The organization's pseudonym key, created (and stored encrypted) on first use."""
+def pseudonym_key(org: Organization, *, create: bool = True) -> bytes:
+    """The organization's pseudonym key. Organizations get one when they are created; one made
+    before that gets it on first authenticated use. Unauthenticated paths pass `create=False`
+    and never write: an organization without a key has nothing such a path could verify."""
+    if org.pseudonym_key is None and not create:
+        raise NotFoundError(f"organization {org.org_id} has no pseudonym key yet")
     if org.pseudonym_key is None:
         fresh = get_organization(org.org_id, fresh=True)
         if fresh.pseudonym_key is None:
@@ -340,10 +350,11 @@ def pseudonym_key(org: Organization) -> bytes:
     return bytes.fromhex(secret_box.decrypt(org.pseudonym_key, org.org_id))
 
 
-def derived_key(org: Organization, purpose: str) -> bytes:
+def derived_key(org: Organization, purpose: str, *, create: bool = True) -> bytes:
     """A per-organization key for one purpose (e.g. signing download links), derived from the
     organization's stored key so that purposes never share key material."""
-    return hmac.new(pseudonym_key(org), b"success-metrics/" + purpose.encode(), "sha256").digest()
+    key = pseudonym_key(org, create=create)
+    return hmac.new(key, b"success-metrics/" + purpose.encode(), "sha256").digest()
 
 
 def set_anonymise_all(org_id: str, enabled: bool) -> Organization:

@@ -48,10 +48,12 @@ def verify(token: str, export_id: str, now: float) -> jobs.Job:
         raise UnauthenticatedError("the download link is not valid")
     try:
         org = organizations.get_organization(org_id)
+        # No write on this unauthenticated path: an organization without a key signed nothing.
+        key = organizations.derived_key(org, PURPOSE, create=False)
     except NotFoundError as exc:
         raise UnauthenticatedError("the download link is not valid") from exc
     payload = ".".join(parts[:4])
-    expected = _signature(organizations.derived_key(org, PURPOSE), payload)
+    expected = _signature(key, payload)
     # Bytes, not str: compare_digest refuses non-ASCII text with a TypeError.
     if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise UnauthenticatedError("the download link is not valid")
