@@ -118,9 +118,7 @@ ROUTES: tuple[Route, ...] = (
         resource="audit",
         response="success_metrics.models.audit:AuditList",
         params=(
-            Param(
-                "since", "query", description="ISO 8601 date or time (inclusive)", alias="from"
-            ),
+            Param("since", "query", description="ISO 8601 date or time (inclusive)", alias="from"),
             Param("until", "query", description="ISO 8601 date or time (inclusive)", alias="to"),
             Param("key_id", "query", description="only this API key's requests"),
             Param("route", "query", description="a route template, e.g. /v1/exports/{export_id}"),
