@@ -176,6 +176,9 @@ class LocalStack:
         # Alarms (AlarmTopic -> AlarmQueue -> AlarmNotifierFunction) reach the sink's Slack.
         env["OPS_SLACK_WEBHOOK_URL"] = f"{self.sink_url}/services/TOPS/BOPS/alarms"
         env["ALLOW_LOOPBACK_WEBHOOKS"] = "true"
+        # Slack URLs must name an allowed host: the sink's too (digest, alerts and alarms).
+        slack_hosts = env.get("SLACK_ALLOWED_HOSTS", "hooks.slack.com")
+        env["SLACK_ALLOWED_HOSTS"] = f"{slack_hosts},{HOST}" if slack_hosts else HOST
         # Links in emails (export downloads) point at this API, not at an execute-api host.
         env["PUBLIC_API_URL"] = self.api_url
         return env

@@ -92,6 +92,7 @@ def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
             monkeypatch.setenv(name, running.url)
         monkeypatch.setenv("GOOGLE_OAUTH_TOKEN_URL", f"{running.url}/token")
         monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
+        monkeypatch.setenv("SLACK_ALLOWED_HOSTS", "hooks.slack.com,127.0.0.1")  # as devstack
         caches.reset_all()
         worker.client.cache_clear()
         yield running

@@ -342,6 +342,7 @@ def test_daily_digest_and_alerts_reach_slack_as_block_kit(
     from success_metrics.models.organizations import AlertRule
 
     monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
+    monkeypatch.setenv("SLACK_ALLOWED_HOSTS", "hooks.slack.com,127.0.0.1")  # as devstack
     caches.reset_all()
     events = demo.generate(400, seed=9)
     ingest(webhook_handler, org, events)

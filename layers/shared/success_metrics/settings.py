@@ -46,6 +46,9 @@ class Settings(BaseModel):
     breaker_failures: int = Field(5, alias="BREAKER_FAILURES", ge=1)
     breaker_recovery_seconds: int = Field(30, alias="BREAKER_RECOVERY_SECONDS", ge=1)
     allow_loopback_webhooks: bool = Field(False, alias="ALLOW_LOOPBACK_WEBHOOKS")
+    # The hosts a Slack incoming-webhook URL may name, comma-separated (the local stack adds its
+    # sink): digest, alerts and alarms post nowhere else.
+    slack_allowed_hosts: str = Field("hooks.slack.com", alias="SLACK_ALLOWED_HOSTS")
     kms_key_id: str = Field("", alias="KMS_KEY_ID")
     stage: str = Field("prod", alias="STAGE")
     # Seconds a decrypted secret or an organization profile may be reused inside one instance.
@@ -82,6 +85,12 @@ class Settings(BaseModel):
     gdpr_attempts: int = Field(5, alias="GDPR_ATTEMPTS", ge=1)
     gdpr_handover_ms: int = Field(60_000, alias="GDPR_HANDOVER_MS", ge=0)
     download_url_seconds: int = Field(900, alias="DOWNLOAD_URL_SECONDS", ge=1, le=900)
+
+    def slack_hosts(self) -> frozenset[str]:
+        """`SLACK_ALLOWED_HOSTS` as a set of lower-case host names (empty entries ignored)."""
+        return frozenset(
+            h.strip().lower().strip("[]") for h in self.slack_allowed_hosts.split(",") if h.strip()
+        )
 
 
 @cache

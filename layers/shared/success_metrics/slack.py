@@ -1,7 +1,10 @@
-"""A minimal Slack incoming-webhook client for the digest and alerts (Block Kit messages).
+"""A minimal Slack incoming-webhook client for the digest, alerts and alarms (Block Kit messages).
 
-Platform sync (docs/sync.md, issue 5) hardens delivery; this one posts, honours one
-`Retry-After` on 429, and refuses anything but https unless the local stack allows loopback.
+Every post goes out through the SSRF guard's client (`sync/ssrf.py`, the one customer webhooks
+use): the address is checked at connect time, after DNS resolution, and redirects are never
+followed. A Slack URL must also be https and name a host in `SLACK_ALLOWED_HOSTS` (default
+`hooks.slack.com`); plain http only to loopback, and only when the local stack allows it. The
+rule is checked when a URL is configured (`check_url`) and again before each post.
 """
 
 from __future__ import annotations
@@ -10,46 +13,77 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from success_metrics.errors import ValidationFailedError
 from success_metrics.settings import get_settings
+from success_metrics.sync import ssrf
 
-TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 MIN_INTERVAL = 1.0  # Slack allows about one message per second per incoming webhook
 _last_post: dict[str, float] = {}
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class SlackError(Exception):
-    """Slack did not accept the message."""
+    """Slack did not accept the message (or the URL was refused before anything was sent)."""
 
 
 def describe(error: Exception) -> str:
-    """What a failed post may say in a log: Slack's own answer, or only the kind of transport
-    error (httpx messages can carry the webhook URL, whose path is the channel's secret)."""
-    return str(error) if isinstance(error, SlackError) else type(error).__name__
+    """What a failed post may say in a log: Slack's own answer, the guard's reason (it names the
+    host, never the path), or only the kind of transport error (httpx messages can carry the
+    webhook URL, whose path is the channel's secret)."""
+    if isinstance(error, SlackError):
+        return str(error)
+    cause: BaseException | None = error
+    for _ in range(8):  # the guard's refusal is a few links down (httpcore keeps the context)
+        if cause is None:
+            break
+        if isinstance(cause, ssrf.UnsafeDestinationError):
+            return f"{type(error).__name__}: refused, {cause.detail}"
+        cause = cause.__cause__ or cause.__context__
+    return type(error).__name__
 
 
-def check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if (
-        get_settings().allow_loopback_webhooks
-        and parts.scheme == "http"
-        and parts.hostname in LOOPBACK
-    ):
-        return
-    raise ValidationFailedError("Slack webhooks must be https URLs")
+def check_url(url: str, *, resolve: bool = True) -> None:
+    """Refuse a Slack URL unless it is https (plain http: loopback, local stack only), carries
+    no credentials, names a host in `SLACK_ALLOWED_HOSTS` and (with `resolve`) that host resolves
+    to public addresses only. Raises `ssrf.UnsafeDestinationError` (a 400 problem document)."""
+    settings = get_settings()
+    allowed = settings.slack_hosts()
+    rule = (
+        "Slack webhooks must be https URLs on "
+        + (" or ".join(sorted(allowed)) if allowed else "no host (SLACK_ALLOWED_HOSTS is empty)")
+        + " (SLACK_ALLOWED_HOSTS)"
+    )
+    try:
+        ssrf.check_url(url, allow_loopback=settings.allow_loopback_webhooks)
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # an UnsafeDestinationError is not one; a bad port is
+        raise ssrf.UnsafeDestinationError(f"{rule}: the URL is malformed") from exc
+    except ssrf.UnsafeDestinationError as exc:
+        raise ssrf.UnsafeDestinationError(f"{rule}: {exc.detail}") from exc
+    host = (parts.hostname or "").lower()
+    if host not in allowed:
+        raise ssrf.UnsafeDestinationError(f"{rule}: {host} is not allowed")
+    if resolve:
+        try:
+            ssrf.resolve_public(host, port, allow_loopback=settings.allow_loopback_webhooks)
+        except ssrf.UnsafeDestinationError as exc:
+            raise ssrf.UnsafeDestinationError(f"{rule}: {exc.detail}") from exc
 
 
 def post(url: str, message: dict[str, Any]) -> None:
-    check_url(url)
+    """Post one message; honours one `Retry-After` on 429. Raises `SlackError` when Slack does not
+    accept it or the URL is refused, `httpx.HTTPError` when it cannot be reached (including a
+    host the guard refuses at connect time)."""
+    try:
+        # Again at send time: a URL stored before the rule, or an allowlist since narrowed. The
+        # guarded client resolves and checks the address itself when it connects.
+        check_url(url, resolve=False)
+    except ssrf.UnsafeDestinationError as exc:
+        raise SlackError(f"not posted: {exc.detail}") from None
     wait = _last_post.get(url, 0.0) + MIN_INTERVAL - time.monotonic()
     if wait > 0:
         time.sleep(wait)
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+    settings = get_settings()
+    with ssrf.guarded_client(allow_loopback=settings.allow_loopback_webhooks) as client:
         for attempt in range(2):
             response = client.post(url, json=message)
             if response.status_code == 429 and attempt == 0:
