@@ -1,4 +1,5 @@
-"""GDPR routes about one user of the caller's organization: consent, access, erasure."""
+"""GDPR routes about one user (or anonymous id) of the caller's organization: consent, access,
+erasure."""
 
 from __future__ import annotations
 
@@ -42,9 +43,9 @@ def access_request() -> Response[str]:
 @app.post("/v1/gdpr/erasures")
 def create_erasure() -> Response[str]:
     caller = admin.principal(app).require(Scope.GDPR_WRITE)
-    user = erasure.request(json_body(app.current_event))
+    kind, subject = erasure.request(json_body(app.current_event))
     org = organizations.get_organization(caller.org_id)
-    job, created = erasure.start(org, caller.key_id, user, clock.now())
+    job, created = erasure.start(org, caller.key_id, subject, clock.now(), kind)
     view = job.view()
     return Response(
         status_code=202 if created else 200,

@@ -17,7 +17,7 @@ from success_metrics.gdpr import erasure
 from success_metrics.metrics import aggregator
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
-from success_metrics.sync import privacy
+from success_metrics.sync import platforms, privacy
 from tests.integration.conftest import scan_all
 from tests.integration.exports_support import Exports, drain, run_worker
 from tests.integration.test_consent import call_gdpr, decision
@@ -455,3 +455,316 @@ def test_erasure_requests_are_checked_and_scoped_to_the_caller(
         {"events": recent_events(2, user_id=ANA)},
     )
     assert len(drain(stack, "SyncQueue")) == 1
+
+
+# ------------------------------------------------------------------ erasure by anonymous id
+
+GUEST = "dev_guest_91ab"  # someone who never signed up: known only by this device id
+
+
+def anonymous(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events without a user id (recent_events always sets one)."""
+    for event in events:
+        event.pop("user_id", None)
+    return events
+
+
+def guest_events() -> list[dict[str, Any]]:
+    """The guest's events: anonymous ones (two from France, so sent pseudonymised) and one
+    from when someone signed in as usr_cara on that device."""
+    events = anonymous(
+        recent_events(
+            3,
+            type="feature.used",
+            anonymous_id=GUEST,
+            revenue=None,
+            properties={"feature": "budget"},
+        )
+    )
+    events += anonymous(
+        recent_events(
+            2,
+            type="feature.used",
+            anonymous_id=GUEST,
+            revenue=None,
+            properties={"feature": "guests"},
+            context={"country": "FR", "region": "Bretagne", "ip": "203.0.113.7"},
+        )
+    )
+    events += recent_events(1, user_id="usr_cara", anonymous_id=GUEST)
+    return events
+
+
+def bystander_events() -> list[dict[str, Any]]:
+    """Cara on her own devices, another device, and Ben, whose event mentions the guest."""
+    events = recent_events(2, user_id="usr_cara")
+    events += anonymous(recent_events(2, anonymous_id="dev_other_22cd"))
+    events += recent_events(
+        1,
+        type="referral.invite_sent",
+        user_id="usr_ben",
+        revenue=None,
+        properties={"invitee_device": GUEST, "channel": "referral"},
+    )
+    return events
+
+
+def stored_events(stack: Stack, org_id: str) -> list[dict[str, Any]]:
+    docs = [json.loads(i["body"]["S"]) for i in scan_all(stack.physical["EventsTable"]["Ref"])]
+    return sorted((d for d in docs if d["org_id"] == org_id), key=lambda d: str(d["id"]))
+
+
+def guest_traces(stack: Stack, org_id: str, other_org_id: str) -> list[str]:
+    """Where the guest's device id (as stored, or as pseudonymised) is still found in `org_id`'s
+    data (the other organization's own guest of the same id is not this one)."""
+    key = organizations.pseudonym_key(organizations.get_organization(org_id, fresh=True))
+    wanted = [GUEST, privacy.pseudonym(key, GUEST)]
+    return [
+        f"{where}: {n}"
+        for where, text in every_stored_text(stack)
+        if other_org_id not in text
+        for n in wanted
+        if n in text
+    ]
+
+
+def test_an_anonymous_id_is_erased_everywhere_and_nothing_of_another_id_or_org(
+    stack: Stack,
+    org: CreatedOrganization,
+    other_org: CreatedOrganization,
+    webhook_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+    admin_setup: str,  # noqa: F811
+) -> None:
+    from tests.integration.test_consent import get_consent
+
+    enable_deletions(org.org_id)
+    guest, others = guest_events(), bystander_events()
+    post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": guest + others})
+    theirs = anonymous(recent_events(2, type="feature.used", anonymous_id=GUEST, revenue=None))
+    post_events(webhook_handler, other_org.org_id, other_org.webhook_secret, {"events": theirs})
+    aggregate(stack)
+    run_sync(stack)
+    assert any(GUEST in r["body"] for r in sink.requests("/import"))
+    assert guest_traces(stack, org.org_id, other_org.org_id)  # found before the erasure
+    others_before = [e for e in stored_events(stack, org.org_id) if e["id"] not in {
+        g["id"] for g in guest
+    }]  # fmt: skip
+    theirs_before = stored_events(stack, other_org.org_id)
+    metrics_before = scan_all(stack.physical["MetricsTable"]["Ref"])
+
+    answer = erasure_api(authorizer_handler, org.api_key, "POST", body={"anonymous_id": GUEST})
+    assert answer.status == 202, answer
+    assert answer.json["subject_kind"] == "anonymous"
+    assert answer.json["systems"]["suppression"]["status"] == "done"
+    assert GUEST not in json.dumps(answer.json)
+    again = erasure_api(authorizer_handler, org.api_key, "POST", body={"anonymous_id": GUEST})
+    assert (again.status, again.json["erasure_id"]) == (200, answer.json["erasure_id"])
+    cutoff = len(sink.requests())
+    work(stack)
+
+    receipt = erasure_api(authorizer_handler, org.api_key, "GET", answer.json["erasure_id"]).json
+    assert receipt["status"] == "succeeded", receipt
+    systems = receipt["systems"]
+    assert {name: s["status"] for name, s in systems.items()} == dict.fromkeys(
+        erasure.SYSTEMS, "done"
+    )
+    # Every event that carried the device id: the anonymous ones (through the index) and the
+    # one signed in as Cara (found by the scan).
+    assert systems["events"]["count"] == len(guest)
+    assert systems["metric_claims"]["count"] >= len(guest)  # each event's own claim
+    assert systems["consent"]["count"] >= 1  # the consent observed for the device
+    assert systems["deliveries"]["count"] > 0
+    assert systems["references"]["count"] == 1  # Ben's invitation
+    current = organizations.get_organization(org.org_id)
+    assert receipt["subject_hash"] == erasure.suppression.subject_hash(current, GUEST, "anonymous")
+    assert receipt["subject_hash"] != erasure.suppression.subject_hash(current, GUEST)
+
+    # Each platform was asked to delete what it keyed by the device: Mixpanel's device
+    # distinct ids (raw and pseudonymised), GA4's client ids; never Cara's user id.
+    key = organizations.pseudonym_key(current)
+    alias = privacy.pseudonym(key, GUEST)
+    [mixpanel_ids] = [
+        json.loads(r["body"])["distinct_ids"] for r in sink.requests("/api/app/data-deletions/")
+    ]
+    assert set(mixpanel_ids) == {f"$device:{GUEST}", f"$device:{alias}"}
+    google = [json.loads(r["body"]) for r in sink.requests(GOOGLE_PATH)]
+    assert {(g["id"]["type"], g["id"]["userId"]) for g in google} == {
+        ("CLIENT_ID", platforms.ga4_client_id({"anonymous_id": GUEST})),
+        ("CLIENT_ID", platforms.ga4_client_id({"anonymous_id": alias})),
+    }
+    assert all(r["status"] == 200 for r in sink.requests(GOOGLE_PATH))
+
+    # Nothing of the device is left in the organization; everyone else's events are as they
+    # were (Ben's lost only the mention), the other organization's guest is untouched, and
+    # the aggregates did not move.
+    assert guest_traces(stack, org.org_id, other_org.org_id) == []
+    after = stored_events(stack, org.org_id)
+    assert not [e for e in after if e.get("anonymous_id") == GUEST]
+    invitation = next(e for e in after if e["type"] == "referral.invite_sent")
+    assert invitation["properties"]["invitee_device"] == erasure.ERASED
+    unchanged = [e for e in others_before if e["type"] != "referral.invite_sent"]
+    assert [e for e in after if e["type"] != "referral.invite_sent"] == unchanged
+    assert stored_events(stack, other_org.org_id) == theirs_before
+    assert scan_all(stack.physical["MetricsTable"]["Ref"]) == metrics_before
+    assert get_consent(authorizer_handler, org.api_key, "usr_cara").status == 200
+
+    # Later events with the device id, signed in or not, are dropped at ingest and counted;
+    # Cara elsewhere, another device and the other organization's guest are accepted.
+    later = anonymous(recent_events(2, type="feature.used", anonymous_id=GUEST, revenue=None))
+    later += recent_events(1, user_id="usr_cara", anonymous_id=GUEST)
+    fine = recent_events(1, user_id="usr_cara")
+    fine += anonymous(recent_events(1, anonymous_id="dev_other_22cd"))
+    result = post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": later + fine})
+    assert (result.json["suppressed"], result.json["accepted"]) == (len(later), len(fine))
+    more = anonymous(recent_events(1, type="feature.used", anonymous_id=GUEST, revenue=None))
+    result = post_events(
+        webhook_handler, other_org.org_id, other_org.webhook_secret, {"events": more}
+    )
+    assert result.json["accepted"] == 1
+    assert "suppressed" not in result.json
+    aggregate(stack)
+    run_sync(stack)
+    outbound = [
+        r
+        for r in sink.requests()[cutoff:]
+        if r["platform"] not in ("mixpanel_gdpr", "ga4_user_deletion", "google_oauth")
+    ]
+    assert "usr_cara" in json.dumps(outbound)  # Cara's later event went out
+    assert not [n for n in (GUEST, alias) if n in json.dumps(outbound)]
+    assert guest_traces(stack, org.org_id, other_org.org_id) == []
+
+
+def test_the_user_x_and_the_anonymous_id_x_are_different_subjects(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    authorizer_handler: Any,
+) -> None:
+    """Erasing the anonymous id "dev_x" leaves the user "dev_x" alone, and the user "anon:dev_x"
+    too (whose events share an index key with the anonymous id's)."""
+    device = "dev_x"
+    named = recent_events(2, user_id=device) + recent_events(2, user_id=f"anon:{device}")
+    post_events(
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        {"events": named + anonymous(recent_events(3, anonymous_id=device))},
+    )
+    named_ids = {e["id"] for e in named}
+    kept = [e for e in stored_events(stack, org.org_id) if e["id"] in named_ids]
+    answer = erasure_api(authorizer_handler, org.api_key, "POST", body={"anonymous_id": device})
+    assert answer.status == 202, answer
+    work(stack)
+
+    receipt = erasure.get(org.org_id, answer.json["erasure_id"])
+    assert receipt.status == "succeeded"
+    assert receipt.systems["events"].count == 3
+    assert receipt.systems["references"].count == 0  # a user id is not a mention of the device
+    assert stored_events(stack, org.org_id) == kept  # as they were, ids and all
+    # The users are not suppressed; the anonymous id is.
+    later_named = recent_events(1, user_id=device) + recent_events(1, user_id=f"anon:{device}")
+    later_anonymous = anonymous(recent_events(1, anonymous_id=device))
+    result = post_events(
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        {"events": later_named + later_anonymous},
+    )
+    assert (result.json["accepted"], result.json["suppressed"]) == (2, 1)
+    # And the other way round: erasing the user "dev_x" keeps the anonymous id's kind apart.
+    with iam.acting_as("GdprApiFunction"):
+        current = organizations.get_organization(org.org_id)
+        user_hash = erasure.suppression.subject_hash(current, device)
+        assert erasure.suppression.find(current, user_hash) is None
+        assert erasure.suppression.find(current, receipt.subject_hash) is not None
+
+
+def test_an_erasure_names_exactly_one_of_user_id_or_anonymous_id(
+    stack: Stack, org: CreatedOrganization, authorizer_handler: Any
+) -> None:
+    for body in ({"user_id": ANA, "anonymous_id": ANA_DEVICE}, {}):
+        answer = erasure_api(authorizer_handler, org.api_key, "POST", body=body)
+        assert answer.status == 400, (body, answer)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "exactly one of user_id or anonymous_id" in answer.json["detail"], answer
+    for body in (
+        {"anonymous_id": ""},
+        {"anonymous_id": "a b"},
+        {"anonymous_id": None},
+        {"anonymous_id": 7},
+        {"anonymous_id": "x" * 129},
+        {"anonymous_id": ANA_DEVICE, "x": 1},
+    ):
+        answer = erasure_api(authorizer_handler, org.api_key, "POST", body=body)
+        assert answer.status == 400, (body, answer)
+        assert answer.headers["content-type"] == "application/problem+json"
+    # The same id as a user and as an anonymous id: two subjects, two erasures.
+    by_device = erasure_api(authorizer_handler, org.api_key, "POST", body={"anonymous_id": ANA})
+    by_user = erasure_api(authorizer_handler, org.api_key, "POST", body={"user_id": ANA})
+    assert (by_device.status, by_user.status) == (202, 202)
+    assert by_device.json["erasure_id"] != by_user.json["erasure_id"]
+    assert (by_device.json["subject_kind"], by_user.json["subject_kind"]) == ("anonymous", "user")
+    assert by_device.json["subject_hash"] != by_user.json["subject_hash"]
+
+
+def printed(out: str) -> Any:
+    """smctl's --json answer: the last document it printed (the handlers it reached printed
+    their metrics on the same stdout before it)."""
+    lines = out.splitlines()
+    start = max(i for i, line in enumerate(lines) if line == "{")
+    return json.loads("\n".join(lines[start:]))
+
+
+def test_smctl_gdpr_erase_takes_a_user_id_or_an_anonymous_id(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    authorizer_handler: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import httpx
+
+    from success_metrics import cli
+
+    def through_the_api(method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """smctl's requests, answered by the gdpr_api function (the worker runs before a
+        progress request, as the queue would have by then)."""
+        path = url.removeprefix("http://api.test")
+        token = kwargs["headers"]["Authorization"].removeprefix("Bearer ")
+        if method == "POST":
+            answer = erasure_api(authorizer_handler, token, method, body=kwargs.get("json"))
+        else:
+            work(stack)
+            answer = erasure_api(authorizer_handler, token, method, path.rsplit("/", 1)[-1])
+        return httpx.Response(answer.status, json=answer.json)
+
+    monkeypatch.setattr(httpx, "request", through_the_api)
+    api = ("--api-url", "http://api.test", "--api-key", org.api_key, "--no-local", "--json")
+    post_events(
+        webhook_handler,
+        org.org_id,
+        org.webhook_secret,
+        {"events": anonymous(recent_events(2, anonymous_id=GUEST)) + recent_events(1)},
+    )
+
+    code = cli.main(["gdpr", "erase", "--anonymous-id", GUEST, "--wait", *api])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    receipt = printed(out)
+    assert (receipt["status"], receipt["subject_kind"]) == ("succeeded", "anonymous")
+    assert receipt["systems"]["events"]["count"] == 2
+    assert not [e for e in stored_events(stack, org.org_id) if e.get("anonymous_id") == GUEST]
+
+    code = cli.main(["gdpr", "erase", "usr_0", *api])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert printed(out)["subject_kind"] == "user"
+
+    for wrong in (["usr_0", "--anonymous-id", GUEST], []):
+        with pytest.raises(SystemExit) as refused:
+            cli.main(["gdpr", "erase", *wrong, *api])
+        assert refused.value.code == 2
+        assert "anonymous-id" in capsys.readouterr().err

@@ -733,7 +733,11 @@ def _erasure_wait(args: argparse.Namespace, job: dict[str, Any]) -> dict[str, An
 
 
 def cmd_gdpr_erase(args: argparse.Namespace) -> None:
-    job = _call(args, "POST", "/v1/gdpr/erasures", json={"user_id": args.user_id}).json()
+    if args.anonymous_id is not None:
+        subject = {"anonymous_id": args.anonymous_id}
+    else:
+        subject = {"user_id": args.user_id}
+    job = _call(args, "POST", "/v1/gdpr/erasures", json=subject).json()
     job = _erasure_wait(args, job)
     _print(args, job, _erasure_line(job))
 
@@ -1045,8 +1049,19 @@ def build_parser() -> argparse.ArgumentParser:
     gdpr = groups.add_parser(
         "gdpr", help="GDPR erasure, through the HTTP API with an admin key"
     ).add_subparsers(dest="cmd", required=True)
-    p = command(gdpr, "erase", cmd_gdpr_erase, "erase a user everywhere (and --wait for it)")
-    p.add_argument("user_id")
+    p = command(
+        gdpr,
+        "erase",
+        cmd_gdpr_erase,
+        "erase a user, or an anonymous id with --anonymous-id, everywhere (and --wait for it)",
+    )
+    subject = p.add_mutually_exclusive_group(required=True)
+    subject.add_argument("user_id", nargs="?", help="the user's id as the events carry it")
+    subject.add_argument(
+        "--anonymous-id",
+        metavar="ID",
+        help="erase someone known only by this anonymous (device or cookie) id instead",
+    )
     p.add_argument("--wait", action="store_true", help="wait until it finishes")
     p.add_argument("--timeout", type=_positive, default=3600, help="seconds to --wait")
     api_options(p)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -46,6 +46,9 @@ from success_metrics.models.events import (
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, current_function, logger, metrics
 from success_metrics.settings import get_settings
+
+if TYPE_CHECKING:
+    from success_metrics.gdpr.suppression import Identity
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
 MAX_EVENT_BYTES = 64 * 1024
@@ -195,15 +198,21 @@ def validate(
     return valid, rejected
 
 
-def _ids(stored: event_store.StoredEvent) -> set[str]:
-    return {i for i in (stored.event.user_id, stored.event.anonymous_id) if i is not None}
+def _ids(stored: event_store.StoredEvent) -> set[Identity]:
+    """The event's ids by kind, as the suppression list names them."""
+    ids: set[Identity] = set()
+    if stored.event.user_id is not None:
+        ids.add(("user", stored.event.user_id))
+    if stored.event.anonymous_id is not None:
+        ids.add(("anonymous", stored.event.anonymous_id))
+    return ids
 
 
 def _without_suppressed(
     org: Organization, valid: list[event_store.StoredEvent]
 ) -> tuple[list[event_store.StoredEvent], int]:
-    """Events of erased users are dropped, not stored (SPEC §7); only organizations that have
-    erased someone pay for the look-up."""
+    """Events of erased users and anonymous ids are dropped, not stored (SPEC §7); only
+    organizations that have erased someone pay for the look-up."""
     if not org.has_suppressions:
         return valid, 0
     from success_metrics.gdpr import suppression

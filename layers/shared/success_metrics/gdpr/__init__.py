@@ -6,12 +6,19 @@ from typing import Any
 
 from success_metrics.errors import ValidationFailedError
 
+_MEANING = {"user_id": "the user's id", "anonymous_id": "the anonymous (device or cookie) id"}
+
+
+def checked_id(body: dict[str, Any], name: str) -> str:
+    """`body[name]`, an id as events carry it (`user_id` or `anonymous_id`), checked."""
+    value = body.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= 128 or any(c.isspace() for c in value):
+        raise ValidationFailedError(f"{name} is {_MEANING[name]} as the events carry it")
+    return value
+
 
 def user_id_of(body: Any, allowed: set[str], shape: str) -> str:
     """The `user_id` of a GDPR request body, checked; `shape` describes the body in errors."""
     if not isinstance(body, dict) or set(body) - allowed:
         raise ValidationFailedError(f"the body is {shape}")
-    user = body.get("user_id")
-    if not isinstance(user, str) or not 1 <= len(user) <= 128 or any(c.isspace() for c in user):
-        raise ValidationFailedError("user_id is the user's id as the events carry it")
-    return user
+    return checked_id(body, "user_id")

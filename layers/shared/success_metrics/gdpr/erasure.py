@@ -1,22 +1,28 @@
-"""GDPR erasure (SPEC §7): a job that removes one user from every place the system keeps data.
+"""GDPR erasure (SPEC §7): a job that removes one subject from every place the system keeps
+data. The subject is a user (`{"user_id": ...}`) or an anonymous id (`{"anonymous_id": ...}`, for
+people known only by a device or cookie id): the same job, and the same receipt, for both.
 
-`POST /v1/gdpr/erasures` suppresses the user at once (see `suppression`), records a job and
+`POST /v1/gdpr/erasures` suppresses the subject at once (see `suppression`), records a job and
 queues it, delayed by the organization-profile cache lifetime so that no instance can still
-store or forward the user's events once deletion starts. The GDPR worker then runs the steps in
-order, saving progress after every page of work, so a crash or a handover resumes where it
+store or forward the subject's events once deletion starts. The GDPR worker then runs the steps
+in order, saving progress after every page of work, so a crash or a handover resumes where it
 stopped and running a step twice changes nothing:
 
-1. `events`: the user's events, found through the `ByUser` index (the user id, then every
-   anonymous id those events carried), read in pages of 100, deleted with their metric claims
-   (`metric_claims`); the ids each platform knew the user by are collected on the way;
+1. `events`: the subject's events, found through the `ByUser` index (a user: the user id, then
+   every anonymous id those events carried, for the events before they signed in; an anonymous
+   id: its events without a user id), read in pages of 100, deleted with their metric claims
+   (`metric_claims`); the ids each platform knew the subject by are collected on the way;
 2. `consent`: every consent record and history entry of those ids;
-3. `deliveries`: the user's events are removed from delivery-log payloads, and mentions of the
-   user in other users' events there are replaced with "[erased]";
-4. `references`: other users' stored events that mention the user (a referral's `inviter_id`,
-   say) get the same replacement: a filtered scan of the organization's events, resumable;
+3. `deliveries`: the subject's events are removed from delivery-log payloads, and mentions of
+   the subject in other events there are replaced with "[erased]";
+4. `references`: other stored events that mention the subject (a referral's `inviter_id`, say)
+   get the same replacement: a filtered scan of the organization's events, resumable. The scan
+   also deletes the subject's own events the index does not list under its key: for an
+   anonymous id, the events that carry it with a user id (after a sign-in on that device).
+   `events` and `metric_claims` are done when it is;
 5. `exports`: export files are deleted wholesale (exports do not record which users they hold):
    every `events` export of the organization, running or finished, is cancelled or withdrawn,
-   its files, manifest and work files deleted and its links revoked; the user's own access
+   its files, manifest and work files deleted and its links revoked; a user's own access
    requests are deleted with their records. `metrics` and `summary` exports hold aggregates only;
 6. `mixpanel` and `ga4`: a deletion request to each configured destination, through the same
    retry rules and circuit breaker as deliveries (see `sync.deletions`).
@@ -25,10 +31,11 @@ Aggregated counters stay: they are numbers per day without personal data (GDPR R
 rolling one user out would change reports other people already read. The per-user claims that
 de-duplicate them are deleted; the user is suppressed, so nothing can be counted for them again.
 
-The job record is the receipt: a keyed hash of the user id (the same as the suppression list's),
-when it was requested, started and finished, and each system's outcome and counts. While it runs
-the user id and the collected ids are kept KMS-encrypted in the record; they are removed when it
-finishes. The SQS message carries only the organization and job ids.
+The job record is the receipt: the kind of subject, a keyed hash of its id (the same as the
+suppression list's, which differs by kind), when it was requested, started and finished, and each
+system's outcome and counts. While it runs the id and the collected ids are kept KMS-encrypted in
+the record; they are removed when it finishes. The SQS message carries only the organization and
+job ids.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from pydantic import BaseModel, Field
 from success_metrics import aws, destinations, organizations, secret_box
 from success_metrics.errors import NotFoundError
 from success_metrics.gdpr import suppression
+from success_metrics.gdpr.suppression import Identity, Kind
 from success_metrics.metrics.contributions import clean, contribution
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, logger, metrics
@@ -69,12 +77,13 @@ class SystemProgress(BaseModel):
 
 
 class Erasure(BaseModel):
-    """The job record, and once finished the receipt (it never holds the user id in clear)."""
+    """The job record, and once finished the receipt (it never holds the id in clear)."""
 
     erasure_id: str
     org_id: str
     key_id: str
     status: JobStatus = "queued"
+    subject_kind: Kind = "user"
     subject_hash: str
     requested_at: float
     updated_at: float
@@ -91,6 +100,7 @@ class Erasure(BaseModel):
         return {
             "erasure_id": self.erasure_id,
             "status": self.status,
+            "subject_kind": self.subject_kind,
             "subject_hash": self.subject_hash,
             "requested_at": _iso(self.requested_at),
             "started_at": _iso(self.started_at),
@@ -109,20 +119,46 @@ class Erasure(BaseModel):
 
 
 class Subject(BaseModel):
-    """What the worker must know about the user while it runs; kept encrypted at rest."""
+    """What the worker must know about the subject while it runs; kept encrypted at rest.
+
+    `user` is the id the erasure names: a user id, or with `kind` "anonymous" an anonymous id
+    (then `anonymous_ids` is that id alone)."""
 
     user: str
+    kind: Kind = "user"
     anonymous_ids: list[str] = Field(default_factory=list)
     mixpanel_ids: list[str] = Field(default_factory=list)
     ga4_user_ids: list[str] = Field(default_factory=list)
     ga4_client_ids: list[str] = Field(default_factory=list)
 
+    def user_ids(self) -> list[str]:
+        return [self.user] if self.kind == "user" else []
+
     def raw_ids(self) -> list[str]:
-        return [self.user, *self.anonymous_ids]
+        return [*self.user_ids(), *self.anonymous_ids]
 
     def actors(self) -> list[str]:
-        """The `ByUser` keys of the user's events."""
-        return [self.user, *(f"anon:{a}" for a in self.anonymous_ids)]
+        """The `ByUser` keys of the subject's events."""
+        return [*self.user_ids(), *(f"anon:{a}" for a in self.anonymous_ids)]
+
+    def owns(self, doc: dict[str, Any]) -> bool:
+        """Whether a stored event is the subject's. A user's: its user id, or no user id and
+        one of the user's anonymous ids. An anonymous id's: every event that carries it, with a
+        user id or not. (Checked, not assumed from the index key: the user id "anon:x" and the
+        anonymous id "x" share one.)"""
+        if self.kind == "anonymous":
+            return doc.get("anonymous_id") == self.user
+        if doc.get("user_id") is not None:
+            return doc.get("user_id") == self.user
+        return doc.get("anonymous_id") in self.anonymous_ids
+
+    def identities(self, key: bytes) -> set[Identity]:
+        """Every (kind, id) the subject's events carry, as stored and as anonymised."""
+        from success_metrics.sync import privacy
+
+        ids: set[Identity] = {("user", u) for u in self.user_ids()}
+        ids |= {("anonymous", a) for a in self.anonymous_ids}
+        return ids | {(kind, privacy.pseudonym(key, value)) for kind, value in ids}
 
 
 class RetryLater(Exception):
@@ -194,17 +230,28 @@ def _save(job: Erasure, subject: Subject | None, retention_days: int, now: float
     return saved
 
 
-def request(body: Any) -> str:
-    """The user id of `POST /v1/gdpr/erasures {"user_id": ...}`."""
-    from success_metrics.gdpr import user_id_of
+def request(body: Any) -> tuple[Kind, str]:
+    """The subject of `POST /v1/gdpr/erasures`: `{"user_id": ...}` or `{"anonymous_id": ...}`,
+    exactly one of them."""
+    from success_metrics.errors import ValidationFailedError
+    from success_metrics.gdpr import checked_id
 
-    return user_id_of(body, {"user_id"}, '{"user_id": ...}')
+    shape = '{"user_id": ...} or {"anonymous_id": ...}'
+    if not isinstance(body, dict) or set(body) - {"user_id", "anonymous_id"}:
+        raise ValidationFailedError(f"the body is {shape}")
+    if len(body) != 1:
+        raise ValidationFailedError(f"give exactly one of user_id or anonymous_id: {shape}")
+    kind: Kind = "user" if "user_id" in body else "anonymous"
+    return kind, checked_id(body, suppression.FIELDS[kind])
 
 
-def start(org: Organization, key_id: str, user: str, now: float) -> tuple[Erasure, bool]:
-    """Suppress the user and queue an erasure; an erasure of the same user still under way is
-    returned instead of a second one. Returns (job, created)."""
-    digest = suppression.subject_hash(org, user)
+def start(
+    org: Organization, key_id: str, subject_id: str, now: float, kind: Kind = "user"
+) -> tuple[Erasure, bool]:
+    """Suppress the subject (a user id, or an anonymous id with `kind` "anonymous") and queue an
+    erasure; an erasure of the same subject still under way is returned instead of a second
+    one. Returns (job, created)."""
+    digest = suppression.subject_hash(org, subject_id, kind)
     existing = suppression.find(org, digest)
     if existing is not None:
         try:
@@ -217,6 +264,7 @@ def start(org: Organization, key_id: str, user: str, now: float) -> tuple[Erasur
         erasure_id=new_erasure_id(now),
         org_id=org.org_id,
         key_id=key_id,
+        subject_kind=kind,
         subject_hash=digest,
         requested_at=now,
         updated_at=now,
@@ -225,7 +273,9 @@ def start(org: Organization, key_id: str, user: str, now: float) -> tuple[Erasur
     job.systems["suppression"] = SystemProgress(
         status="done", count=1, started_at=now, finished_at=now
     )
-    job = _save(job, Subject(user=user), org.retention_days, now)
+    anonymous = [subject_id] if kind == "anonymous" else []
+    subject = Subject(user=subject_id, kind=kind, anonymous_ids=anonymous)
+    job = _save(job, subject, org.retention_days, now)
     # No instance may hold a profile without the suppression flag when deletion starts.
     cached = get_settings().config_cache_seconds
     _enqueue(job, min(900, int(cached) + 5) if cached > 0 else 0)
@@ -282,13 +332,13 @@ class _Run:
     def out_of_time(self) -> bool:
         return self.remaining_ms() < get_settings().gdpr_handover_ms
 
-    # -- needles: every form of the user's ids that other data may hold
+    # -- needles: every form of the subject's ids that other data may hold
+
+    def identities(self) -> set[Identity]:
+        return self.subject.identities(self.key)
 
     def needles(self) -> set[str]:
-        from success_metrics.sync import privacy
-
-        ids = set(self.subject.raw_ids())
-        return ids | {privacy.pseudonym(self.key, value) for value in ids}
+        return {value for _, value in self.identities()}
 
     def run(self) -> bool:
         """True when the job finished; False when it handed over to a fresh invocation."""
@@ -309,8 +359,10 @@ class _Run:
     # -- 1. events and their metric claims
 
     def step_events(self) -> bool:
-        progress = self.system("events")
-        claims = self.system("metric_claims")
+        """The events the index lists; `events` and `metric_claims` are finished by the
+        references scan, which deletes any other event of the subject it finds."""
+        self.system("events")
+        self.system("metric_claims")
         cursor = self.job.cursor
         while True:
             actors = self.subject.actors()
@@ -322,41 +374,56 @@ class _Run:
                 cursor = {"actor": index + 1}
                 self.job.cursor = cursor
                 continue
-            docs = _read_events(key for _, key in page)
-            for doc in docs:
-                self._learn(doc)
-            claims.count += _delete_claims(self.org.org_id, self._claim_keys(docs))
-            _delete_events([key for _, key in page])
-            # Counted as read, not as keys: an index page may still list an item already
-            # deleted (by an interrupted run), and that one is not deleted twice.
-            progress.count += len(docs)
+            self._erase([d for d in _read_events(k for _, k in page) if self.subject.owns(d)])
             cursor = {"actor": index, "after": page[-1][0]}
             self.job.cursor = cursor
             self.save()
             if self.out_of_time():
                 return False
-        user = clean(self.subject.user, 128)
-        claims.count += _delete_claims(self.org.org_id, [f"once|converted|{user}"])
-        # Anonymous ids, and the pseudonyms anonymised deliveries carry, are suppressed too:
-        # a delivery queued before the erasure never sends the user's events afterwards.
-        for value in sorted(self.needles() - {self.subject.user}):
+        if self.subject.kind == "user":
+            user = clean(self.subject.user, 128)
+            self.job.systems["metric_claims"].count += _delete_claims(
+                self.org.org_id, [f"once|converted|{user}"]
+            )
+        # The other ids, and the pseudonyms anonymised deliveries carry, are suppressed too
+        # (each under its kind): a delivery queued before the erasure never sends the
+        # subject's events afterwards.
+        for kind, value in sorted(self.identities() - {(self.subject.kind, self.subject.user)}):
             suppression.add(
                 self.org,
-                suppression.subject_hash(self.org, value),
+                suppression.subject_hash(self.org, value, kind),
                 self.job.erasure_id,
                 time.time(),
             )
-        self.finish_system("events")
-        self.finish_system("metric_claims")
         return True
 
-    def _learn(self, doc: dict[str, Any]) -> None:
-        """Note the anonymous ids and the ids each platform received for this event."""
+    def _erase(self, docs: list[dict[str, Any]], discover: bool = True) -> None:
+        """Delete these events of the subject with their metric claims, noting on the way
+        the ids the platforms knew them by (saved first: once deleted they cannot be read
+        again). Counted as read, not as index keys: an index page may still list an item
+        already deleted (by an interrupted run), and that one is not deleted twice."""
+        if not docs:
+            return
+        before = self.subject.model_copy(deep=True)
+        for doc in docs:
+            self._learn(doc, discover)
+        if self.subject != before:
+            self.save()
+        claims = self.job.systems["metric_claims"]
+        claims.count += _delete_claims(self.org.org_id, self._claim_keys(docs))
+        _delete_events([{"pk": {"S": f"{self.org.org_id}#{d['id']}"}} for d in docs])
+        self.job.systems["events"].count += len(docs)
+
+    def _learn(self, doc: dict[str, Any], discover: bool = True) -> None:
+        """Note the ids each platform received for this event and, while `discover`, the
+        anonymous ids of a user (the references scan looks for the ids known when it starts).
+        For an anonymous id, only what the platforms keyed by it: Mixpanel's device id and
+        GA4's client id, never the user id an event may also carry."""
         from success_metrics.sync import platforms, privacy
 
         subject = self.subject
         anonymous = doc.get("anonymous_id")
-        if anonymous and anonymous not in subject.anonymous_ids:
+        if discover and anonymous and anonymous not in subject.anonymous_ids:
             subject.anonymous_ids.append(str(anonymous))
         sent = privacy.outbound(
             doc,
@@ -367,7 +434,7 @@ class _Run:
         )
         assert sent is not None
         forms = []
-        if sent.get("user_id"):
+        if sent.get("user_id") and subject.kind == "user":
             forms.append(str(sent["user_id"]))
             _add(subject.ga4_user_ids, str(sent["user_id"]))
         if sent.get("anonymous_id"):
@@ -377,11 +444,14 @@ class _Run:
         _add(subject.ga4_client_ids, platforms.ga4_client_id(sent))
 
     def _claim_keys(self, docs: list[dict[str, Any]]) -> list[str]:
-        user = clean(self.subject.user, 128)
+        """Each event's own claim and, for a user, the per-user claims (`once|signup|<user>`,
+        `dist|…|active|<user>`…). Claims name user ids only: an anonymous id's events with a
+        user id keep that user's claims."""
+        users = {clean(u, 128) for u in self.subject.user_ids()}
         keys = []
         for doc in docs:
             keys.append(f"event|{doc['id']}")
-            keys += [t.key for t in contribution(doc).tokens if user in t.key.split("|")]
+            keys += [t.key for t in contribution(doc).tokens if users & set(t.key.split("|"))]
         return keys
 
     # -- 2. consent
@@ -400,17 +470,19 @@ class _Run:
     def step_deliveries(self) -> bool:
         from success_metrics.sync import delivery_log
 
+        identities = self.identities()
         needles = self.needles()
         progress = self.system("deliveries")
         progress.count += delivery_log.scrub_payloads(
-            self.org.org_id, lambda docs: _scrub_docs(docs, needles)
+            self.org.org_id, lambda docs: _scrub_docs(docs, identities, needles)
         )
         self.finish_system("deliveries")
         return True
 
-    # -- 4. other users' events that mention the user
+    # -- 4. other events that mention the subject (and the subject's own the index missed)
 
     def step_references(self) -> bool:
+        identities = self.identities()
         needles = sorted(self.needles())
         progress = self.system("references")
         table = get_settings().events_table
@@ -429,18 +501,26 @@ class _Run:
             if self.job.cursor.get("after"):
                 request["ExclusiveStartKey"] = self.job.cursor["after"]
             page = aws.dynamodb().scan(**request)
+            own = []
             for item in page["Items"]:
                 doc = json.loads(item["body"]["S"])
-                cleaned = _scrub(doc, set(needles))
+                if self.subject.owns(doc):
+                    own.append(doc)
+                    continue
+                cleaned = _scrub_event(doc, identities, set(needles))
                 if cleaned != doc:
                     _rewrite_body(table, item["pk"], cleaned)
                     progress.count += 1
+            self._erase(own, discover=False)
             if "LastEvaluatedKey" not in page:
                 break
             self.job.cursor = {"after": page["LastEvaluatedKey"]}
             self.save()
             if self.out_of_time():
                 return False
+        for name in ("events", "metric_claims"):
+            if self.job.systems[name].status != "done":
+                self.finish_system(name)
         self.finish_system("references")
         return True
 
@@ -454,7 +534,7 @@ class _Run:
         now = time.time()
         for listed in jobs.every_job(self.org.org_id):
             request = listed.request
-            mine = request.dataset is Dataset.ACCESS and request.subject in self.subject.raw_ids()
+            mine = request.dataset is Dataset.ACCESS and request.subject in self.subject.user_ids()
             if request.dataset is not Dataset.EVENTS and not mine:
                 continue
             export = listed
@@ -777,7 +857,23 @@ def _scrub(value: Any, needles: set[str]) -> Any:
     return value
 
 
-def _scrub_docs(docs: list[dict[str, Any]], needles: set[str]) -> list[dict[str, Any]]:
-    """A payload's events without the user's own, and with mentions of the user erased."""
-    kept = [d for d in docs if not needles.intersection(suppression.identities(d))]
-    return [_scrub(d, needles) for d in kept]
+def _scrub_event(
+    doc: dict[str, Any], identities: set[Identity], needles: set[str]
+) -> dict[str, Any]:
+    """Another event with its mentions of the subject erased. Its own ids by kind: the user
+    "x" is not a mention of the anonymous id "x"; anywhere else (properties) any form is."""
+    fields = suppression.FIELDS
+    cleaned = {k: v if k in fields.values() else _scrub(v, needles) for k, v in doc.items()}
+    for kind, name in fields.items():
+        if doc.get(name) and (kind, str(doc[name])) in identities:
+            cleaned[name] = ERASED
+    return cleaned
+
+
+def _scrub_docs(
+    docs: list[dict[str, Any]], identities: set[Identity], needles: set[str]
+) -> list[dict[str, Any]]:
+    """A payload's events without the subject's own (those carrying one of its `identities`),
+    and with mentions of the subject erased."""
+    kept = [d for d in docs if not identities.intersection(suppression.identities(d))]
+    return [_scrub_event(d, identities, needles) for d in kept]

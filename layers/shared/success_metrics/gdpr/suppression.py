@@ -1,8 +1,12 @@
-"""The suppression list: users erased from an organization, whose later events are dropped.
+"""The suppression list: users and anonymous ids erased from an organization, whose later
+events are dropped.
 
 Items in the privacy table, `pk = suppress#<org>`, `sk = <subject hash>`: only a keyed hash of
-the user id (HMAC-SHA256 with a key derived from the organization's own key for this purpose),
-never the id itself, so the list proves nothing about who was erased to anyone without the key.
+the id (HMAC-SHA256 with a key derived from the organization's own key for this purpose, one key
+per kind of id), never the id itself, so the list proves nothing about who was erased to anyone
+without the key. The kind is part of the hash: erasing the user "x" suppresses events whose
+`user_id` is "x", erasing the anonymous id "x" those whose `anonymous_id` is "x"; neither is the
+other.
 
 The organization profile carries `has_suppressions`; only organizations that have erased someone
 pay for the look-up (one BatchGetItem per batch of events). Profiles are cached for at most
@@ -15,20 +19,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from success_metrics import aws, organizations
 from success_metrics.errors import ConflictError
 from success_metrics.models.organizations import Organization
 from success_metrics.settings import get_settings
 
+Kind = Literal["user", "anonymous"]
+# (kind, id): the field of an event an id is in, and the id.
+Identity = tuple[Kind, str]
+FIELDS: dict[Kind, str] = {"user": "user_id", "anonymous": "anonymous_id"}
+
 PURPOSE = "erasure-subject"
+# A key per kind: the user "x" and the anonymous id "x" never share a hash. (The user key is
+# the one receipts and suppressions were made with before anonymous ids could be erased.)
+PURPOSES: dict[Kind, str] = {"user": PURPOSE, "anonymous": f"{PURPOSE}/anonymous"}
 
 
-def subject_hash(org: Organization, user: str) -> str:
-    """The keyed hash that stands for a user in the suppression list and erasure receipts."""
-    key = organizations.derived_key(org, PURPOSE)
-    return hmac.new(key, user.encode("utf-8"), hashlib.sha256).hexdigest()
+def _hash(key: bytes, value: str) -> str:
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def subject_hash(org: Organization, value: str, kind: Kind = "user") -> str:
+    """The keyed hash that stands for an id of one kind in the suppression list and erasure
+    receipts."""
+    return _hash(organizations.derived_key(org, PURPOSES[kind]), value)
 
 
 def _key(org_id: str, digest: str) -> dict[str, Any]:
@@ -40,9 +56,9 @@ def actor(doc: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def identities(doc: dict[str, Any]) -> list[str]:
+def identities(doc: dict[str, Any]) -> list[Identity]:
     """The ids in an event that a suppression can name: the user id and the anonymous id."""
-    return [str(doc[name]) for name in ("user_id", "anonymous_id") if doc.get(name)]
+    return [(kind, str(doc[name])) for kind, name in FIELDS.items() if doc.get(name)]
 
 
 def add(org: Organization, digest: str, erasure_id: str, now: float) -> None:
@@ -85,14 +101,15 @@ def find(org: Organization, digest: str) -> dict[str, Any] | None:
     }
 
 
-def suppressed(org: Organization, users: Iterable[str]) -> set[str]:
-    """Which of `users` are suppressed (none at all without a look-up for most organizations)."""
-    wanted = sorted(set(users))
+def suppressed(org: Organization, ids: Iterable[Identity]) -> set[Identity]:
+    """Which of `ids` are suppressed (none at all without a look-up for most organizations)."""
+    wanted = sorted(set(ids))
     if not org.has_suppressions or not wanted:
         return set()
-    by_hash = {subject_hash(org, u): u for u in wanted}
+    keys = {kind: organizations.derived_key(org, PURPOSES[kind]) for kind in {k for k, _ in wanted}}
+    by_hash = {_hash(keys[kind], value): (kind, value) for kind, value in wanted}
     table = get_settings().privacy_table
-    found: set[str] = set()
+    found: set[Identity] = set()
     hashes = list(by_hash)
     client = aws.dynamodb()
     for start in range(0, len(hashes), 100):
@@ -110,7 +127,8 @@ def suppressed(org: Organization, users: Iterable[str]) -> set[str]:
 
 
 def drop(org: Organization, docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """`docs` without the events of suppressed users, and how many were dropped."""
+    """`docs` without the events of suppressed users and anonymous ids, and how many were
+    dropped."""
     if not org.has_suppressions or not docs:
         return docs, 0
     gone = suppressed(org, (i for d in docs for i in identities(d)))

@@ -4,9 +4,9 @@ can rely on, not every detail."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from success_metrics.models.destinations import DestinationView
 from success_metrics.models.events import MAX_BATCH_EVENTS, Event
@@ -69,10 +69,30 @@ class AccessRequestBody(BaseModel):
     notify: list[str] = Field(default_factory=list, max_length=10)
 
 
-class ErasureRequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _exactly_one_id(schema: dict[str, Any]) -> None:
+    # Either id, never null, and exactly one of them (the API answers 400 otherwise).
+    for name in ("user_id", "anonymous_id"):
+        field = schema["properties"][name]
+        [text] = [s for s in field.pop("anyOf") if s.get("type") == "string"]
+        field.pop("default", None)
+        field.update(text)
+    schema["oneOf"] = [{"required": ["user_id"]}, {"required": ["anonymous_id"]}]
 
-    user_id: UserId
+
+class ErasureRequestBody(BaseModel):
+    """Whom to erase: a user (`user_id`), or someone known only by an anonymous (device or
+    cookie) id (`anonymous_id`). Exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_id)
+
+    user_id: UserId | None = None
+    anonymous_id: UserId | None = None
+
+    @model_validator(mode="after")
+    def _one_id(self) -> Self:
+        if (self.user_id is None) == (self.anonymous_id is None):
+            raise ValueError("give exactly one of user_id or anonymous_id")
+        return self
 
 
 class SystemProgressView(_Open):
@@ -89,6 +109,7 @@ class ErasureView(_Open):
 
     erasure_id: str
     status: Literal["queued", "running", "succeeded", "needs_attention"]
+    subject_kind: Literal["user", "anonymous"]
     subject_hash: str
     requested_at: str
     started_at: str | None = None
