@@ -163,3 +163,19 @@ def test_smctl_set_slack_refuses_a_disallowed_url_and_stores_nothing(
     assert err.count("\n") == 1
     stored = organizations.get_organization(org.org_id, fresh=True)
     assert organizations.slack_webhook(stored) == good
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_the_organization_store_itself_refuses_a_disallowed_slack_url(
+    stack: Stack, org: CreatedOrganization, sink: Sink, resolving_inside: None, url: str
+) -> None:
+    # The rule lives where the URL is stored, so no caller (seed, a script, a future route)
+    # can put an unchecked URL in the profile.
+    good = f"{sink.url}/services/T1/B1/digest"
+    organizations.set_slack_webhook(org.org_id, good)
+    with pytest.raises(ssrf.UnsafeDestinationError, match="SLACK_ALLOWED_HOSTS"):
+        organizations.set_slack_webhook(org.org_id, url)
+    stored = organizations.get_organization(org.org_id, fresh=True)
+    assert organizations.slack_webhook(stored) == good
+    organizations.set_slack_webhook(org.org_id, None)  # removing needs no check
+    assert organizations.get_organization(org.org_id, fresh=True).slack_webhook is None

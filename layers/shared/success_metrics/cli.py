@@ -192,10 +192,9 @@ def cmd_org_set_margin(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_slack(args: argparse.Namespace) -> None:
-    from success_metrics import organizations, slack
+    from success_metrics import organizations
 
-    if args.url != "none":
-        slack.check_url(args.url)  # https, a host in SLACK_ALLOWED_HOSTS, public addresses
+    # Checked by set_slack_webhook: https, a host in SLACK_ALLOWED_HOSTS, public addresses.
     org = organizations.set_slack_webhook(args.org_id, None if args.url == "none" else args.url)
     state = "set" if org.slack_webhook else "removed"
     _print(

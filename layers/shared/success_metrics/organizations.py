@@ -21,7 +21,6 @@ from success_metrics.errors import (
     ConflictError,
     NotFoundError,
     UnauthenticatedError,
-    ValidationFailedError,
 )
 from success_metrics.models.organizations import (
     ALL_SCOPES,
@@ -294,10 +293,14 @@ def set_gross_margin(org_id: str, margin: Decimal) -> Organization:
 
 
 def set_slack_webhook(org_id: str, url: str | None) -> Organization:
-    """The Slack incoming webhook for the digest and alerts (encrypted; None removes it)."""
+    """The Slack incoming webhook for the digest and alerts (encrypted; None removes it).
+    Refused (`ssrf.UnsafeDestinationError`, a 400) unless `slack.check_url` accepts it: https,
+    a host in `SLACK_ALLOWED_HOSTS`, public addresses only."""
+    from success_metrics import slack
+
+    if url is not None:
+        slack.check_url(url)
     org = get_organization(org_id, fresh=True)
-    if url is not None and not url.startswith(("https://", "http://")):
-        raise ValidationFailedError("the Slack webhook must be an http(s) URL")
     encrypted = secret_box.encrypt(url, org_id) if url else None
     return _save(org.model_copy(update={"slack_webhook": encrypted}))
 
