@@ -478,3 +478,44 @@ def test_customer_webhooks_are_gated_by_the_consent_they_declare(
     assert received("default") == ids(both) | ids(analytics_only)
     assert received("marketing") == ids(both)
     assert received("open") == ids(events)
+
+    # And the delivery log says where every withheld event went, and why: per endpoint, each
+    # event the gate kept back is "withheld" with its reason, the others delivered.
+    def where(event_id: str) -> dict[str, tuple[str, str | None]]:
+        answer = admin(
+            admin_handler,
+            authorizer_handler,
+            org.api_key,
+            "GET",
+            f"/v1/deliveries?event_id={event_id}",
+        )
+        assert answer.status == 200, answer
+        return {d["dest_id"]: (d["state"], d["reason"]) for d in answer.json["destinations"]}
+
+    no_marketing = ("withheld", "the event does not carry marketing consent")
+    no_analytics = ("withheld", "the event does not carry analytics consent")
+    assert where(analytics_only[0]["id"]) == {
+        "default": ("delivered", None),
+        "marketing": no_marketing,
+        "open": ("delivered", None),
+    }
+    assert where(none[0]["id"]) == {
+        "default": no_analytics,
+        "marketing": no_marketing,
+        "open": ("delivered", None),
+    }
+    withheld = admin(
+        admin_handler, authorizer_handler, org.api_key, "GET", "/v1/deliveries?status=withheld"
+    ).json["deliveries"]
+    assert {d["dest_id"] for d in withheld} == {"default", "marketing"}
+    assert all(d["attempts"] == 0 for d in withheld)
+    # Nothing to retry: a clear conflict, not a 404 or a resend.
+    retried = admin(
+        admin_handler,
+        authorizer_handler,
+        org.api_key,
+        "POST",
+        f"/v1/deliveries/{withheld[0]['delivery_id']}/retry",
+    )
+    assert retried.status == 409, retried
+    assert "withheld" in retried.json["detail"]

@@ -124,7 +124,9 @@ def delete_destination(caller: Principal, dest_id: str) -> None:
     destinations.delete(caller.org_id, dest_id)
 
 
-DELIVERY_STATES = ("pending", "succeeded", "partial", "failed", "skipped", "retrying")
+DELIVERY_STATES = (
+    "pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"
+)  # fmt: skip
 
 
 def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]:

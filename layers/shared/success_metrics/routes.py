@@ -214,7 +214,7 @@ ROUTES: tuple[Route, ...] = (
         resource="delivery",
         response="success_metrics.models.api:DeliveryRetried",
         params=(Param("delivery_id", "path", required=True),),
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 409),
     ),
     Route(
         "GET",

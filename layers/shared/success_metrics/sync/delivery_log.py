@@ -15,7 +15,7 @@ from typing import Any, Literal
 from success_metrics import aws
 from success_metrics.settings import get_settings
 
-Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying"]
+Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"]
 
 
 def _expiry(org_id: str) -> str:
@@ -118,6 +118,68 @@ def record_attempt(
     )
 
 
+WITHHELD_PER_ITEM = 500  # event ids per withheld summary: well under the 400 KB item limit
+
+
+def withheld_groups(reasons: dict[str, str]) -> list[dict[str, list[str]]]:
+    """`reasons` (event id → why) as groups of at most WITHHELD_PER_ITEM ids, each grouped by
+    reason (`{why: [event ids]}`), one group per withheld summary."""
+    ids = sorted(reasons)
+    groups = []
+    for start in range(0, len(ids), WITHHELD_PER_ITEM):
+        group: dict[str, list[str]] = {}
+        for event_id in ids[start : start + WITHHELD_PER_ITEM]:
+            group.setdefault(reasons[event_id], []).append(event_id)
+        groups.append(group)
+    return groups
+
+
+def record_withheld(
+    org_id: str, delivery_id: str, *, dest_id: str, kind: str, withheld: dict[str, list[str]]
+) -> None:
+    """Record events the consent gate kept from a destination (`withheld`: why → event ids) as
+    one `withheld` summary: no attempt was made and no payload is kept (the events were never
+    queued, so there is nothing to retry). Idempotent: the router derives `delivery_id` from the
+    source message, so a redelivered message writes the same item again."""
+    now = int(time.time())
+    doc = {
+        "delivery_id": delivery_id,
+        "dest_id": dest_id,
+        "kind": kind,
+        "attempt": 0,
+        "status": "withheld",
+        "status_code": None,
+        "latency_ms": 0.0,
+        "error": None,
+        "at": now,
+        "event_ids": sorted(i for ids in withheld.values() for i in ids),
+        "attempts": 0,
+        "failed": {},
+        "skipped": {},
+        "withheld": withheld,
+        "payload": None,
+        "delivered": [],
+        "first_at": now,
+    }
+    aws.dynamodb().put_item(
+        TableName=get_settings().deliveries_table,
+        Item={
+            "pk": {"S": org_id},
+            "sk": {"S": delivery_id},
+            "status": {"S": "withheld"},
+            "doc": {"S": json.dumps(doc)},
+            "expires_at": {"N": _expiry(org_id)},
+        },
+    )
+
+
+def _withheld_reason(delivery: dict[str, Any], event_id: str) -> str | None:
+    for why, ids in (delivery.get("withheld") or {}).items():
+        if event_id in ids:
+            return str(why)
+    return None
+
+
 def list_deliveries(
     org_id: str, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
@@ -143,7 +205,9 @@ def list_deliveries(
 
 
 def outcome(delivery: dict[str, Any], event_id: str) -> str:
-    """Where one event of a delivery stands: delivered, failed, skipped or pending."""
+    """Where one event of a delivery stands: delivered, failed, skipped, withheld or pending."""
+    if _withheld_reason(delivery, event_id) is not None:
+        return "withheld"
     if event_id in delivery.get("delivered", []):
         return "delivered"
     if event_id in delivery.get("failed", {}):
@@ -166,7 +230,8 @@ def event_status(org_id: str, event_id: str) -> list[dict[str, Any]]:
                 "kind": delivery["kind"],
                 "state": outcome(delivery, event_id),
                 "reason": delivery.get("failed", {}).get(event_id)
-                or delivery.get("skipped", {}).get(event_id),
+                or delivery.get("skipped", {}).get(event_id)
+                or _withheld_reason(delivery, event_id),
             }
         )
     return found
@@ -175,6 +240,13 @@ def event_status(org_id: str, event_id: str) -> list[dict[str, Any]]:
 def reopen(org_id: str, delivery_id: str) -> dict[str, Any]:
     """Forget final failures so a retry sends those events again; returns the payload."""
     current = summary(org_id, delivery_id)
+    if current is not None and current.get("status") == "withheld":
+        from success_metrics.errors import ConflictError
+
+        raise ConflictError(
+            f"delivery {delivery_id} was withheld for lack of consent: it has nothing to retry "
+            "(the events were never queued for the destination)"
+        )
     if current is None or not current.get("payload"):
         from success_metrics.errors import NotFoundError
 

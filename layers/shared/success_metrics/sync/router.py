@@ -20,9 +20,10 @@ from success_metrics import consent, destinations, organizations, sync_queue
 from success_metrics.gdpr import suppression
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
-from success_metrics.sync import privacy
+from success_metrics.sync import delivery_log, privacy
 
 EVENT_KINDS = ("mixpanel", "ga4", "webhook")  # Slack gets alerts and digests, not events
+WITHHELD = -1  # the "chunks" -1, -2… of a source message's withheld events, in delivery ids
 
 
 def delivery_id(source_message_id: str, dest_id: str, chunk: int) -> str:
@@ -59,6 +60,13 @@ def _with_current_consent(
     return {**doc, "consent": {**(doc.get("consent") or {}), purpose: False}}
 
 
+def _why_withheld(doc: dict[str, Any], state: dict[str, dict[str, bool]], purpose: str) -> str:
+    user = doc.get("user_id") or doc.get("anonymous_id")
+    if user and state.get(str(user), {}).get(purpose) is False:
+        return f"the user withdrew {purpose} consent"
+    return f"the event does not carry {purpose} consent"
+
+
 def route(source_message_id: str, body: dict[str, Any]) -> int:
     """Queue the message's events for each enabled event destination; returns messages sent."""
     org = organizations.get_organization(body["org_id"])
@@ -76,7 +84,7 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
     for dest in targets:
         purpose = dest.consent_required()
         outbound = []
-        withheld = 0
+        withheld: dict[str, str] = {}
         for doc in events:
             if dest.kind == "webhook" and not dest.accepts(doc["type"]):
                 continue
@@ -89,13 +97,23 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
                 anonymise_unknown=org.anonymise_unknown_country,
             )
             if safe is None:
-                withheld += 1
+                assert purpose is not None  # only a consent gate withholds
+                withheld[str(doc["id"])] = _why_withheld(doc, state, purpose)
             else:
                 outbound.append(json.dumps(safe, separators=(",", ":"), ensure_ascii=False))
         if withheld:
             metrics.add_metric(
-                name="EventsWithheldNoConsent", unit=MetricUnit.Count, value=withheld
+                name="EventsWithheldNoConsent", unit=MetricUnit.Count, value=len(withheld)
             )
+            # In the delivery log, so "where did my event go" has an answer (SPEC §4).
+            for n, group in enumerate(delivery_log.withheld_groups(withheld)):
+                delivery_log.record_withheld(
+                    org.org_id,
+                    delivery_id(source_message_id, dest.dest_id, WITHHELD - n),
+                    dest_id=dest.dest_id,
+                    kind=dest.kind,
+                    withheld=group,
+                )
         for chunk, docs in enumerate(sync_queue.chunks(outbound)):
             envelope = {
                 "org_id": org.org_id,
