@@ -87,3 +87,51 @@ def test_a_malformed_webhook_signing_secret_is_a_400(
         )
         assert answer.status == 400, (secret, answer)
         assert answer.headers["content-type"] == "application/problem+json"
+
+
+# Found by the hostile-input fuzzing (tests/e2e/test_fuzz.py): each was a 500, or stored a value
+# that is not JSON.
+NOT_JSON = [
+    ("1" + "0" * 5000, "more than 4,300 digits"),
+    ("1e999", "too large for a number"),
+    ("NaN", "NaN is not a JSON number"),
+    ("-Infinity", "-Infinity is not a JSON number"),
+    ('"\\ud800"', "lone UTF-16 surrogate"),
+]
+
+
+def test_numbers_and_text_that_are_not_json_are_a_400_at_ingest(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    for raw, fragment in NOT_JSON:
+        text = json.dumps(sample_event(properties={"x": "HERE"})).replace('"HERE"', raw)
+        answer = post_events(
+            webhook_handler, org.org_id, org.webhook_secret, None, body=text.encode()
+        )
+        assert answer.status == 400, (raw, answer)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json["type"].endswith("/malformed-json")
+        assert fragment in answer.json["detail"], raw
+    assert scan_all(stack.physical["EventsTable"]["Ref"]) == []
+
+
+def test_an_occurred_at_out_of_range_in_utc_is_a_400(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    event = sample_event(occurred_at="0001-01-01T00:00:00+14:00")
+    answer = post_events(webhook_handler, org.org_id, org.webhook_secret, event)
+    assert answer.status == 400, answer
+    assert "out of range" in json.dumps(answer.json)
+
+
+def test_numbers_and_text_that_are_not_json_are_a_400_in_admin_bodies(
+    org: CreatedOrganization, admin_handler: Any, authorizer_handler: Any
+) -> None:
+    for raw, fragment in NOT_JSON:
+        body = f'{{"name": "x", "settings": {{"kind": "webhook", "limit": {raw}}}}}'.encode()
+        answer = _admin(
+            admin_handler, authorizer_handler, org.api_key, "PUT", "/v1/destinations/x", body
+        )
+        assert answer.status == 400, (raw, answer)
+        assert answer.json["type"].endswith("/malformed-json")
+        assert fragment in answer.json["detail"], raw

@@ -47,6 +47,8 @@ def test_every_documented_type_has_a_category_and_custom_types_are_custom() -> N
         ({"type": "custom.Bad-Name"}, "unknown event type"),
         ({"user_id": None}, "user_id or anonymous_id"),
         ({"occurred_at": "2026-06-14T10:31:00"}, "timezone"),
+        ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "out of range"),  # was a 500 (fuzz)
+        ({"occurred_at": "9999-12-31T23:59:59-14:00"}, "out of range"),
         ({"type": "payment.succeeded", "revenue": None}, "requires revenue"),
         ({"type": "consent.updated", "consent": {}}, "consent.analytics"),
         ({"type": "user.signed_up", "user_type": None}, "user_type"),

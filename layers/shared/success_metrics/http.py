@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from success_metrics import strict_json
 from success_metrics.errors import (
     ForbiddenError,
-    MalformedJsonError,
     NotFoundError,
     SuccessMetricsError,
     UnauthenticatedError,
@@ -162,9 +162,4 @@ def parse_model(model: type[ModelT], data: Any, what: str = "request") -> ModelT
 
 
 def json_body(event: APIGatewayProxyEventV2) -> Any:
-    try:
-        return json.loads(raw_body(event) or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedJsonError(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise MalformedJsonError("the body nests too deeply") from exc
+    return strict_json.loads(raw_body(event) or b"null")

@@ -25,11 +25,11 @@ from success_metrics import (
     organizations,
     rate_limit,
     signing,
+    strict_json,
     sync_queue,
 )
 from success_metrics.errors import (
     ConflictError,
-    MalformedJsonError,
     NotFoundError,
     PayloadTooLargeError,
     UnauthenticatedError,
@@ -144,12 +144,7 @@ def check_media_type(content_type: str | None) -> None:
 
 def parse_events(body: bytes) -> list[Any]:
     """The list of raw event objects in a single-event or batch body."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedJsonError(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise MalformedJsonError("the body nests too deeply") from exc
+    payload = strict_json.loads(body)
     if not isinstance(payload, dict):
         raise ValidationFailedError('the body must be an event object or {"events": [...]}')
     if "events" in payload and len(payload) == 1:

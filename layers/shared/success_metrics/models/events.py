@@ -170,7 +170,10 @@ class Event(_Strict):
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC datetime
+            raise ValueError("occurred_at is out of range once converted to UTC") from None
 
     @field_validator("properties")
     @classmethod
