@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from success_metrics import aws
 from success_metrics.errors import NotFoundError
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch
 
 PURPOSES = ("analytics", "marketing")
 DECISION = "consent.updated"
@@ -128,22 +129,16 @@ def current(org_id: str, users: Iterable[str], now: float) -> dict[str, dict[str
         for p in PURPOSES
     ]
     found: dict[str, dict[str, Record]] = {}
-    client = aws.dynamodb()
-    for start in range(0, len(keys), 100):
-        request: dict[str, Any] = {_table(): {"Keys": keys[start : start + 100]}}
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            for item in answer["Responses"].get(_table(), []):
-                if int(item.get("expires_at", {}).get("N", "0")) <= now:
-                    continue
-                user = item["pk"]["S"].split("#", 1)[1]
-                purpose = item["sk"]["S"].split("#", 1)[1]
-                found.setdefault(user, {})[purpose] = (
-                    item["granted"]["BOOL"],
-                    item["source"]["S"],
-                    item["updated_at"]["S"],
-                )
-            request = answer.get("UnprocessedKeys") or {}
+    for item in batch.get(aws.dynamodb(), _table(), keys):
+        if int(item.get("expires_at", {}).get("N", "0")) <= now:
+            continue
+        user = item["pk"]["S"].split("#", 1)[1]
+        purpose = item["sk"]["S"].split("#", 1)[1]
+        found.setdefault(user, {})[purpose] = (
+            item["granted"]["BOOL"],
+            item["source"]["S"],
+            item["updated_at"]["S"],
+        )
     return found
 
 

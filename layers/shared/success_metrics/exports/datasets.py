@@ -24,6 +24,7 @@ from success_metrics.event_store import SHARDS
 from success_metrics.exports.models import Dataset, Filters
 from success_metrics.metrics.periods import Granularity
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch as batches
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -339,14 +340,11 @@ def user_events(
         batch = list(itertools.islice(keys, 100))
         if not batch:
             return
-        found: dict[str, dict[str, Any]] = {}
-        request: dict[str, Any] = {table: {"Keys": [k for _, k in batch]}}
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            for item in answer["Responses"].get(table, []):
-                if int(item["expires_at"]["N"]) > now:
-                    found[item["pk"]["S"]] = json.loads(item["body"]["S"])
-            request = answer.get("UnprocessedKeys") or {}
+        found = {
+            item["pk"]["S"]: json.loads(item["body"]["S"])
+            for item in batches.get(client, table, [k for _, k in batch])
+            if int(item["expires_at"]["N"]) > now
+        }
         for sort_key, key in batch:
             if key["pk"]["S"] in found:
                 yield found[key["pk"]["S"]], sort_key

@@ -57,6 +57,7 @@ from success_metrics.metrics.contributions import clean, contribution
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch
 
 STEPS = ("events", "consent", "deliveries", "references", "exports", "mixpanel", "ga4")
 SYSTEMS = ("suppression", "events", "metric_claims", *STEPS[1:])
@@ -617,12 +618,14 @@ class _Run:
         ids = sorted(self.subject.mixpanel_ids)
         done = int(detail.get("sent_ids", 0))
         tasks: list[str] = detail.setdefault("task_ids", [])
-        for batch in deletions.id_batches(ids[done:]):
+        for ids_batch in deletions.id_batches(ids[done:]):
             answer: dict[str, str | None] = {}
 
-            def send(batch: list[str] = batch, answer: dict[str, str | None] = answer) -> Any:
+            def send(
+                ids_batch: list[str] = ids_batch, answer: dict[str, str | None] = answer
+            ) -> Any:
                 outcome, answer["task"] = deletions.mixpanel_delete(
-                    worker.client(), base, values["project_token"], values["gdpr_token"], batch
+                    worker.client(), base, values["project_token"], values["gdpr_token"], ids_batch
                 )
                 return outcome
 
@@ -631,7 +634,7 @@ class _Run:
                 return
             if answer.get("task"):
                 tasks.append(str(answer["task"]))
-            detail["sent_ids"] = done = done + len(batch)
+            detail["sent_ids"] = done = done + len(ids_batch)
             detail["requests"] = int(detail.get("requests", 0)) + 1
         detail.update(status="done", error=None)
 
@@ -772,27 +775,12 @@ def _read_events(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     wanted = list(keys)
     if not wanted:
         return []
-    request: dict[str, Any] = {table: {"Keys": wanted, "ConsistentRead": True}}
-    docs = []
-    while request:
-        answer = aws.dynamodb().batch_get_item(RequestItems=request)
-        docs += [json.loads(i["body"]["S"]) for i in answer["Responses"].get(table, [])]
-        request = answer.get("UnprocessedKeys") or {}
-    return docs
+    items = batch.get(aws.dynamodb(), table, wanted, consistent=True)
+    return [json.loads(i["body"]["S"]) for i in items]
 
 
 def _batch_delete(table: str, keys: list[dict[str, Any]]) -> int:
-    client = aws.dynamodb()
-    for start in range(0, len(keys), 25):
-        request: dict[str, Any] = {
-            table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
-        }
-        while request:
-            answer = client.batch_write_item(RequestItems=request)
-            request = answer.get("UnprocessedItems") or {}
-            if request:
-                time.sleep(0.05)
-    return len(keys)
+    return batch.delete(aws.dynamodb(), table, keys)
 
 
 def _delete_events(keys: list[dict[str, Any]]) -> None:
@@ -803,16 +791,8 @@ def _delete_claims(org_id: str, claim_keys: list[str]) -> int:
     """Delete the claims among `claim_keys` that exist; returns how many existed."""
     table = get_settings().metrics_claims_table
     wanted = [{"pk": {"S": f"{org_id}|{k}"}} for k in dict.fromkeys(claim_keys)]
-    existing: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), 100):
-        request: dict[str, Any] = {
-            table: {"Keys": wanted[start : start + 100], "ProjectionExpression": "pk"}
-        }
-        while request:
-            answer = aws.dynamodb().batch_get_item(RequestItems=request)
-            existing += [{"pk": i["pk"]} for i in answer["Responses"].get(table, [])]
-            request = answer.get("UnprocessedKeys") or {}
-    return _batch_delete(table, existing)
+    items = batch.get(aws.dynamodb(), table, wanted, projection="pk")
+    return _batch_delete(table, [{"pk": i["pk"]} for i in items])
 
 
 def _delete_partition(table: str, pk: str) -> int:

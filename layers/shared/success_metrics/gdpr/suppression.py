@@ -25,6 +25,7 @@ from success_metrics import aws, organizations
 from success_metrics.errors import ConflictError
 from success_metrics.models.organizations import Organization
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch
 
 Kind = Literal["user", "anonymous"]
 # (kind, id): the field of an event an id is in, and the id.
@@ -111,18 +112,9 @@ def suppressed(org: Organization, ids: Iterable[Identity]) -> set[Identity]:
     table = get_settings().privacy_table
     found: set[Identity] = set()
     hashes = list(by_hash)
-    client = aws.dynamodb()
-    for start in range(0, len(hashes), 100):
-        request: dict[str, Any] = {
-            table: {
-                "Keys": [_key(org.org_id, h) for h in hashes[start : start + 100]],
-                "ProjectionExpression": "sk",
-            }
-        }
-        while request:
-            answer = client.batch_get_item(RequestItems=request)
-            found.update(by_hash[i["sk"]["S"]] for i in answer["Responses"].get(table, []))
-            request = answer.get("UnprocessedKeys") or {}
+    requested = [_key(org.org_id, h) for h in hashes]
+    for item in batch.get(aws.dynamodb(), table, requested, projection="sk"):
+        found.add(by_hash[item["sk"]["S"]])
     return found
 
 

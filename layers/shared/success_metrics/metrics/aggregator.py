@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from success_metrics import aws
 from success_metrics.metrics.contributions import Contribution, Token, contribution
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch
 
 AGG_SHARDS = 4
 APPLIED_TTL_SECONDS = 30 * 86400  # longer than SQS retention (14 days) plus a DLQ replay
@@ -62,24 +63,13 @@ class Claims:
         """Existing claims among `keys` (strongly consistent)."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(wanted), BATCH_GET):
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"pk": {"S": self._pk(k)}} for k in wanted[start : start + BATCH_GET]],
-                    "ConsistentRead": True,
-                }
+        requested = [{"pk": {"S": self._pk(k)}} for k in wanted]
+        for item in batch.get(aws.dynamodb(), self.table, requested, consistent=True):
+            key = item["pk"]["S"].split("|", 1)[1]
+            found[key] = {
+                "mid": item["mid"]["S"],
+                "value": json.loads(item.get("value", {}).get("S", "{}")),
             }
-            while request:
-                response = aws.dynamodb().batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    key = item["pk"]["S"].split("|", 1)[1]
-                    found[key] = {
-                        "mid": item["mid"]["S"],
-                        "value": json.loads(item.get("value", {}).get("S", "{}")),
-                    }
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    time.sleep(0.05)
         return found
 
     def claim(self, key: str, value: dict[str, str] | None = None) -> bool:

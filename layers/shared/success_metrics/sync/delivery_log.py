@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from success_metrics import aws
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch
 
 Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"]
 
@@ -89,32 +90,33 @@ def record_attempt(
     }
     table = get_settings().deliveries_table
     expiry = _expiry(org_id)
-    aws.dynamodb().batch_write_item(
-        RequestItems={
-            table: [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": org_id},
-                            "sk": {"S": f"{delivery_id}#{attempt:03d}"},
-                            "doc": {"S": json.dumps(attempt_doc)},
-                            "expires_at": {"N": expiry},
-                        }
+    # Unprocessed writes are retried with backoff (a lost summary would re-send delivered events).
+    batch.write(
+        aws.dynamodb(),
+        table,
+        [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": org_id},
+                        "sk": {"S": f"{delivery_id}#{attempt:03d}"},
+                        "doc": {"S": json.dumps(attempt_doc)},
+                        "expires_at": {"N": expiry},
                     }
-                },
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "pk": {"S": org_id},
-                            "sk": {"S": delivery_id},
-                            "status": {"S": status},
-                            "doc": {"S": json.dumps(summary_doc)},
-                            "expires_at": {"N": expiry},
-                        }
+                }
+            },
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": org_id},
+                        "sk": {"S": delivery_id},
+                        "status": {"S": status},
+                        "doc": {"S": json.dumps(summary_doc)},
+                        "expires_at": {"N": expiry},
                     }
-                },
-            ]
-        }
+                }
+            },
+        ],
     )
 
 
