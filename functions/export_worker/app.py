@@ -25,4 +25,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         except Exception:
             logger.exception("export work failed; SQS will redeliver it")
             failures.append({"itemIdentifier": record["messageId"]})
+            worker.retry_later(record["receiptHandle"], attempt)
     return {"batchItemFailures": failures}

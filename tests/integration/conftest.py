@@ -17,6 +17,9 @@ from tests.integration.secured import secured_stack
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    # The in-process drivers redeliver a failed export message at once; the backoff delay itself
+    # is tested in test_exports.py::test_a_deterministically_failing_export_ends_failed_soon.
+    monkeypatch.setenv("EXPORT_RETRY_SECONDS", "0")
     with secured_stack(monkeypatch) as (created, enforcement):
         yield created
         iam.check_and_record(enforcement, request.node.nodeid)

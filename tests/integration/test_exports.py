@@ -81,6 +81,8 @@ def world() -> Iterator[World]:
         patch.setattr("moto.s3.models.S3_UPLOAD_PART_MIN_SIZE", 1024)
         patch.setenv("EXPORT_PART_BYTES", "8192")
         patch.setenv("PUBLIC_API_URL", "https://api.example.test")
+        # The driver redelivers failed messages at once (the backoff is tested below).
+        patch.setenv("EXPORT_RETRY_SECONDS", "0")
         caches.reset_all()
         org = organizations.create_organization("Bloom & Veil Weddings")
         generated = with_tricky_properties(
@@ -578,6 +580,84 @@ def test_a_failed_export_emails_the_error_in_plain_words(
         "What went wrong: a storage service kept refusing"
         in mail.get_body(("plain",)).get_content()
     )
+
+
+def test_a_deterministically_failing_export_ends_failed_soon_with_its_slot_freed(
+    world: World, env: pytest.MonkeyPatch
+) -> None:
+    """An export that fails the same way on every attempt (the reviewer's was still `running`
+    after 300 s: each retry waited for the queue's 90-minute visibility timeout) is retried
+    after 5, 15, 45 and 135 s (the product's defaults), then `failed` with a readable error,
+    its slot freed and one email sent."""
+    from devstack.lambda_events import LambdaContext, sqs_record
+
+    setenv(env, EXPORT_RETRY_SECONDS=5, EXPORT_ATTEMPTS=5)
+    before = len(sent_emails())
+    sqs = aws.sqs()
+    url = world.stack.physical["ExportQueue"]["Ref"]
+    arn = world.stack.physical["ExportQueue"]["Arn"]
+    requested: list[int] = []
+    inside = {"handler": False}
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        if inside["handler"]:
+            requested.append(int(params["VisibilityTimeout"]))
+
+    sqs.meta.events.register("provide-client-params.sqs.ChangeMessageVisibility", capture)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("the same bug on every attempt")
+
+    try:
+        with mock.patch.object(worker, "_upload_part", broken):
+            created = world.api.create(format="csv", notify=["ops@example.com"], **SEASON)
+            export_id = created.json["id"]
+            invocations = 0
+            while invocations < 20:
+                got = sqs.receive_message(
+                    QueueUrl=url, AttributeNames=["ApproximateReceiveCount"]
+                ).get("Messages", [])
+                if not got:
+                    break
+                [message] = got
+                record = sqs_record(
+                    arn,
+                    message["MessageId"],
+                    message["ReceiptHandle"],
+                    message["Body"],
+                    attributes={
+                        "ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]
+                    },
+                )
+                inside["handler"] = True
+                result = world.worker(
+                    {"Records": [record]}, LambdaContext("ExportWorkerFunction", 900)
+                )
+                inside["handler"] = False
+                invocations += 1
+                if result["batchItemFailures"]:
+                    # The worker asked for its delay; the test lets that time pass at once.
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                else:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    finally:
+        sqs.meta.events.unregister("provide-client-params.sqs.ChangeMessageVisibility", capture)
+
+    job = world.api.get(export_id).json
+    assert job["status"] == "failed", job
+    assert "after 5 attempts" in job["error"]
+    assert "unexpected error" in job["error"]
+    assert "the same bug" not in job["error"]  # internals stay in the logs
+    # Four retries, each about three times the last (up to 20 % jitter): ~3.5 minutes in all.
+    assert len(requested) == 4, requested
+    for delay, base in zip(requested, (5, 15, 45, 135), strict=True):
+        assert base <= delay <= base * 1.2, requested
+    slots = aws.dynamodb().get_item(TableName=jobs._table(), Key=jobs._slots_key(world.org.org_id))
+    assert export_id not in slots.get("Item", {}).get("active", {}).get("SS", [])
+    [mail] = sent_emails()[before:]
+    assert mail["Subject"].startswith("Your export failed")
 
 
 # ------------------------------------------------------------------ the API's rules

@@ -80,6 +80,9 @@ class Settings(BaseModel):
     export_sheet_rows: int = Field(1_000_000, alias="EXPORT_SHEET_ROWS", ge=1, le=1_048_575)
     # Deliveries of one export message before the job fails (the queue's maxReceiveCount).
     export_attempts: int = Field(5, alias="EXPORT_ATTEMPTS", ge=1)
+    # First retry delay of a failed export message, tripled on each attempt (5, 15, 45, 135 s),
+    # instead of the queue's visibility timeout (90 min, sized for the longest slice).
+    export_retry_seconds: float = Field(5, alias="EXPORT_RETRY_SECONDS", ge=0)
     # GDPR erasure (SPEC §7).
     gdpr_queue_url: str = Field("", alias="GDPR_QUEUE_URL")
     gdpr_attempts: int = Field(5, alias="GDPR_ATTEMPTS", ge=1)
