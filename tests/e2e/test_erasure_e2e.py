@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +19,7 @@ import httpx
 
 from devstack.seed import post_signed
 from tests.e2e.conftest import RunningStack
-from tests.e2e.test_local_stack import aws
+from tests.support.local_stack import aws, counted_metrics, sink_requests, wait_until
 
 # Requests that must name the user: the deletions themselves (and the OAuth token exchange).
 DELETION_PLATFORMS = {"mixpanel_gdpr", "ga4_user_deletion", "google_oauth"}
@@ -46,11 +45,6 @@ def make_events(
     ]
 
 
-def sink_requests(stack: RunningStack) -> list[dict[str, Any]]:
-    answer = httpx.get(f"{stack.sink_url}/_sink/requests", timeout=30).json()
-    return list(answer["requests"])
-
-
 def stored_texts(stack: RunningStack) -> Iterator[tuple[str, str]]:
     dynamodb, s3 = aws(stack, "dynamodb"), aws(stack, "s3")
     for table in dynamodb.list_tables()["TableNames"]:
@@ -70,38 +64,6 @@ def stored_texts(stack: RunningStack) -> Iterator[tuple[str, str]]:
 
 def find(patterns: list[re.Pattern[str]], texts: Iterator[tuple[str, str]]) -> list[str]:
     return [f"{where}: {p.pattern}" for where, text in texts for p in patterns if p.search(text)]
-
-
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def counted_metrics(
-    stack: RunningStack, http: httpx.Client, key: str, paying: int
-) -> dict[str, Any]:
-    """The organization's metrics of the last days, once `paying` new paying suppliers are
-    counted (the metrics consumer may still be busy with the demo season)."""
-    today = date.today()
-    params = {"from": str(today - timedelta(days=2)), "to": str(today), "granularity": "day"}
-
-    def read() -> dict[str, Any] | None:
-        answer = http.get(
-            f"{stack.api_url}/v1/metrics",
-            params=params,
-            headers={"Authorization": f"Bearer {key}"},
-        )
-        assert answer.status_code == 200, answer.text
-        body: dict[str, Any] = answer.json()
-        return body if body["totals"]["new_paying_suppliers"] == paying else None
-
-    found: dict[str, Any] = wait_until(read, 180, f"{paying} new paying suppliers counted")
-    return found
 
 
 def test_after_erasure_the_user_is_in_no_table_object_or_new_request(

@@ -19,8 +19,7 @@ import httpx
 
 from devstack.seed import post_signed
 from tests.e2e.conftest import RunningStack
-from tests.e2e.test_erasure_e2e import counted_metrics, sink_requests, wait_until
-from tests.e2e.test_local_stack import aws
+from tests.support.local_stack import aws, counted_metrics, sink_requests, wait_until
 
 BATCHES, PER_BATCH = 6, 25
 

@@ -10,23 +10,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 
 from devstack.template import TEMPLATE, functions, load
 from success_metrics import signing
 from tests.e2e.conftest import ROOT, RunningStack, start_stack
-
-
-def aws(stack: RunningStack, service: str) -> Any:
-    """An AWS client on the stack's emulator, over HTTP, to look at what the system stored
-    (as the stack's operator: the emulator enforces IAM)."""
-    return boto3.client(
-        service,
-        endpoint_url=stack.state["aws_endpoint"],
-        region_name=stack.state["region"],
-        **stack.state["credentials"],
-    )
+from tests.support.local_stack import aws
 
 
 def count_items(stack: RunningStack, table: str, org_id: str | None = None) -> int:

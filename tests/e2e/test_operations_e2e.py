@@ -7,8 +7,7 @@ import json
 import uuid
 
 from tests.e2e.conftest import RunningStack
-from tests.e2e.test_erasure_e2e import sink_requests, wait_until
-from tests.e2e.test_local_stack import aws
+from tests.support.local_stack import aws, sink_requests, wait_until
 
 
 def test_a_cloudwatch_alarm_reaches_the_operations_slack(stack: RunningStack) -> None:

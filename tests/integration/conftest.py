@@ -13,6 +13,7 @@ from devstack.sink import Sink
 from success_metrics import caches, organizations
 from success_metrics.models.organizations import CreatedOrganization
 from tests.integration.secured import secured_stack
+from tests.support.sync import configure
 
 
 @pytest.fixture
@@ -100,3 +101,11 @@ def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
         worker.client.cache_clear()
         yield running
     worker.client.cache_clear()
+
+
+@pytest.fixture
+def admin_setup(
+    stack: Stack, org: CreatedOrganization, admin_handler: Any, authorizer_handler: Any, sink: Sink
+) -> str:
+    organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
+    return configure(admin_handler, authorizer_handler, org, sink)

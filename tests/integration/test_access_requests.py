@@ -10,21 +10,10 @@ from devstack.sink import Sink
 from success_metrics import destinations, organizations
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
-from tests.integration.exports_support import Exports, file_bytes, run_worker
-from tests.integration.test_consent import call_gdpr, decision
-from tests.integration.test_sync import admin_setup, recent_events, run_sync  # noqa: F401
 from tests.support import post_events
-
-
-def ask(authorizer: Any, api_key: str, body: Any) -> Any:
-    return call_gdpr(
-        authorizer,
-        api_key,
-        "POST",
-        "/v1/gdpr/access-requests",
-        "/v1/gdpr/access-requests",
-        body=body,
-    )
+from tests.support.exports import Exports, file_bytes, run_worker
+from tests.support.gdpr import ask, decision
+from tests.support.sync import recent_events, run_sync
 
 
 def test_an_access_request_returns_exactly_that_users_data(
@@ -34,7 +23,7 @@ def test_an_access_request_returns_exactly_that_users_data(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     from export_request import app as exports_app
     from export_worker import app as worker_app

@@ -4,34 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack.lambda_events import LambdaContext, authorizer_event, http_event
+from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from success_metrics import organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from tests.support import invoke_http
-
-
-def authorize(handler: Any, api_key: str | None) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    event = authorizer_event(
-        "arn:aws:execute-api:eu-west-1:123456789012:local/$default/GET/v1/organization",
-        headers,
-        [headers.get("Authorization", "")],
-    )
-    result: dict[str, Any] = handler(event, LambdaContext("ApiAuthorizerFunction", 5))
-    return result
-
-
-def get_organization(admin: Any, authorizer: Any, api_key: str | None) -> Any:
-    context = authorize(authorizer, api_key)["context"]
-    event = http_event(
-        "GET",
-        "/v1/organization",
-        route_key="GET /v1/organization",
-        headers={"authorization": f"Bearer {api_key}"},
-        authorizer=context,
-    )
-    return invoke_http(admin, "AdminApiFunction", event)
+from tests.support.api import authorize, get_organization
 
 
 def test_valid_key_reads_its_own_organization(
@@ -51,6 +29,7 @@ def test_valid_key_reads_its_own_organization(
         "events_per_hour": 1000,
         "exports_per_hour": 10,
         "running_exports": 3,
+        "erasures_per_hour": 100,
     }
     assert response.json["retention_days"] == 730
     assert set(response.json["scopes"]) == {s.value for s in Scope}

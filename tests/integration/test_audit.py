@@ -27,8 +27,8 @@ from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.routes import ROUTES, Route
 from success_metrics.settings import get_settings
 from tests.integration.conftest import scan_all
-from tests.integration.test_admin import authorize
 from tests.support import Response, invoke_http
+from tests.support.api import authorize
 
 KEYED = [r for r in ROUTES if r.auth in ("api_key", "link_or_api_key")]
 CODE = {f.logical_id: Path(f.code_uri).name for f in functions(load())}

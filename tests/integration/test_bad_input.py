@@ -11,8 +11,8 @@ from devstack.provision import Stack
 from success_metrics.models.events import MAX_PROPERTY_DEPTH
 from success_metrics.models.organizations import CreatedOrganization
 from tests.integration.conftest import scan_all
-from tests.integration.test_admin import authorize
 from tests.support import invoke_http, post_events, sample_event
+from tests.support.api import authorize
 
 
 def _nested(depth: int) -> dict[str, Any]:

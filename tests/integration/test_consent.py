@@ -7,63 +7,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.sink import Sink
 from success_metrics import consent, organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.sync import platforms
-from tests.integration.test_admin import authorize
-from tests.integration.test_sync import admin_setup, recent_events, run_sync  # noqa: F401
-from tests.support import invoke_http, post_events
-
-
-def decision(user: str, analytics: bool, minutes_ago: int = 30, **extra: Any) -> dict[str, Any]:
-    moment = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    return {
-        "id": f"evt_consent_{user}_{minutes_ago}_{analytics}",
-        "type": "consent.updated",
-        "occurred_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "user_id": user,
-        "user_type": "couple",
-        "consent": {"analytics": analytics, **extra},
-    }
-
-
-def call_gdpr(
-    authorizer: Any,
-    api_key: str,
-    method: str,
-    path: str,
-    route: str,
-    *,
-    params: dict[str, str] | None = None,
-    body: Any = None,
-) -> Any:
-    """A request to the gdpr_api function, through the authorizer."""
-    from gdpr_api import app
-
-    event = http_event(
-        method,
-        path,
-        route_key=f"{method} {route}",
-        path_parameters=params,
-        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
-        body=json.dumps(body).encode() if body is not None else None,
-        authorizer=authorize(authorizer, api_key)["context"],
-    )
-    return invoke_http(app.lambda_handler, "GdprApiFunction", event)
-
-
-def get_consent(authorizer: Any, api_key: str, user: str) -> Any:
-    return call_gdpr(
-        authorizer,
-        api_key,
-        "GET",
-        f"/v1/gdpr/users/{user}/consent",
-        "/v1/gdpr/users/{user_id}/consent",
-        params={"user_id": user},
-    )
+from tests.support import post_events
+from tests.support.gdpr import decision, get_consent
+from tests.support.sync import recent_events, run_sync
 
 
 def test_a_withdrawal_stops_forwarding_even_when_later_events_carry_a_stale_flag(
@@ -71,7 +22,7 @@ def test_a_withdrawal_stops_forwarding_even_when_later_events_carry_a_stale_flag
     org: CreatedOrganization,
     webhook_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     before = recent_events(3, user_id="usr_bride")
     assert (
@@ -109,7 +60,7 @@ def test_without_a_decision_each_events_own_flag_decides_and_changes_are_recorde
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     no = recent_events(2, user_id="usr_cy", consent={"analytics": False, "marketing": False})
     yes = recent_events(2, user_id="usr_cy", consent={"analytics": True, "marketing": False})
@@ -142,7 +93,7 @@ def test_consent_state_and_history_through_the_api(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     # First seen through an ordinary event's field, then two decisions, one sent twice
     first = recent_events(1, user_id="usr_ana", consent={"analytics": True, "marketing": False})

@@ -19,11 +19,11 @@ from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.sync import platforms, privacy
 from tests.integration.conftest import scan_all
-from tests.integration.exports_support import Exports, drain, run_worker
-from tests.integration.test_consent import call_gdpr, decision
-from tests.integration.test_metrics import metrics_messages
-from tests.integration.test_sync import admin_setup, recent_events, run_sync  # noqa: F401
 from tests.support import post_events
+from tests.support.exports import Exports, drain, run_worker
+from tests.support.gdpr import call_gdpr, decision, erasure_api, get_consent, work
+from tests.support.metrics import metrics_messages
+from tests.support.sync import recent_events, run_sync
 
 ANA, ANA_DEVICE, ANA_EMAIL = "usr_ana", "dev_ana_7f3c", "ana.lopez@example.com"
 
@@ -35,31 +35,6 @@ def _no_profile_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     caches.reset_all()
     yield
     caches.reset_all()
-
-
-def erasure_api(
-    authorizer: Any, api_key: str, method: str, erasure_id: str | None = None, body: Any = None
-) -> Any:
-    if erasure_id is None:
-        return call_gdpr(
-            authorizer, api_key, method, "/v1/gdpr/erasures", "/v1/gdpr/erasures", body=body
-        )
-    return call_gdpr(
-        authorizer,
-        api_key,
-        method,
-        f"/v1/gdpr/erasures/{erasure_id}",
-        "/v1/gdpr/erasures/{erasure_id}",
-        params={"erasure_id": erasure_id},
-    )
-
-
-def work(stack: Stack, **options: Any) -> int:
-    from gdpr_worker import app
-
-    return run_worker(
-        stack, app.lambda_handler, queue="GdprQueue", function="GdprWorkerFunction", **options
-    )
 
 
 def aggregate(stack: Stack) -> None:
@@ -181,7 +156,7 @@ def test_an_erased_user_is_gone_everywhere_and_everyone_else_stays(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     from export_request import app as exports_app
     from export_worker import app as export_worker
@@ -325,7 +300,7 @@ def test_an_erasure_interrupted_anywhere_resumes_and_ends_the_same(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     enable_deletions(org.org_id)
@@ -363,7 +338,7 @@ def test_platform_failures_follow_the_delivery_retry_rules(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     """Mixpanel 429 then success: retried in the invocation; GA4 without credentials: not
     configured; a final 4xx: failed. The receipt says so (needs_attention)."""
@@ -405,7 +380,7 @@ def test_a_platform_that_keeps_failing_waits_in_the_queue_then_is_recorded_faile
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     enable_deletions(org.org_id)
     post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": ana_events()})
@@ -535,10 +510,8 @@ def test_an_anonymous_id_is_erased_everywhere_and_nothing_of_another_id_or_org(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
-    from tests.integration.test_consent import get_consent
-
     enable_deletions(org.org_id)
     guest, others = guest_events(), bystander_events()
     post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": guest + others})
@@ -776,7 +749,7 @@ def test_an_erasure_cancels_an_export_still_queued_under_its_own_role(
     webhook_handler: Any,
     authorizer_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
 ) -> None:
     # Found by the hostile-input fuzzing on the local stack: cancelling a running export
     # re-reads it (GetItem) and aborts its upload, which the GDPR worker's role did not allow.

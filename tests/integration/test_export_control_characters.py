@@ -12,8 +12,8 @@ import openpyxl
 
 from devstack.provision import Stack
 from success_metrics.models.organizations import CreatedOrganization
-from tests.integration.exports_support import Exports, file_bytes, load, run_worker
 from tests.support import sample_event
+from tests.support.exports import Exports, file_bytes, load, run_worker
 
 REGION = "Lon\x01don"
 NOTE = "first\x0bsecond\x1f"

@@ -22,7 +22,8 @@ from success_metrics import aws, caches, organizations
 from success_metrics.exports import datasets, jobs, worker
 from success_metrics.exports.writers import neutralise
 from success_metrics.models.organizations import CreatedOrganization, Scope
-from tests.integration.exports_support import (
+from success_metrics.stores.export_files import ExportFiles
+from tests.support.exports import (
     Exports,
     file_bytes,
     load,
@@ -326,8 +327,8 @@ def chaos(rng: random.Random, probability: float) -> Any:
             yield item
 
     return [
-        mock.patch.object(worker, "_upload_part", wrap(worker._upload_part)),
-        mock.patch.object(worker, "_complete", wrap(worker._complete)),
+        mock.patch.object(ExportFiles, "upload_part", wrap(ExportFiles.upload_part)),
+        mock.patch.object(ExportFiles, "complete_uploaded", wrap(ExportFiles.complete_uploaded)),
         mock.patch.object(jobs, "save_checkpoint", wrap(jobs.save_checkpoint)),
         mock.patch.object(jobs, "finish_slice", wrap(jobs.finish_slice)),
         mock.patch.object(jobs, "start", wrap(jobs.start)),

@@ -26,9 +26,8 @@ from devstack.sink import Sink
 from success_metrics import aws, organizations
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.sync import platforms
-from tests.integration.test_metrics import assert_matches_recomputation
-from tests.integration.test_sync import admin_setup  # noqa: F401
 from tests.support import forwardable, post_events
+from tests.support.metrics import assert_matches_recomputation
 
 THROTTLED = json.dumps(
     {
@@ -156,7 +155,7 @@ def test_a_throttling_window_loses_nothing_and_counts_nothing_twice(
     org: CreatedOrganization,
     webhook_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
     throttle: Callable[..., Throttle],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

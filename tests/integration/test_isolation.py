@@ -31,9 +31,9 @@ from success_metrics.models.organizations import ALL_SCOPES, CreatedOrganization
 from success_metrics.routes import ROUTES, Route
 from success_metrics.sync import delivery_log
 from tests.integration.conftest import scan_all
-from tests.integration.test_admin import authorize
-from tests.integration.test_consent import decision
 from tests.support import Response, invoke_http
+from tests.support.api import authorize
+from tests.support.gdpr import decision
 
 KEYED = [r for r in ROUTES if r.auth in ("api_key", "link_or_api_key")]
 CODE = {f.logical_id: Path(f.code_uri).name for f in functions(load())}

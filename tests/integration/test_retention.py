@@ -16,9 +16,9 @@ from success_metrics.gdpr import erasure
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.sync import delivery_log
 from tests.integration.conftest import scan_all
-from tests.integration.test_erasure import erasure_api, work
-from tests.integration.test_sync import admin_setup, recent_events, run_sync  # noqa: F401
 from tests.support import post_events
+from tests.support.gdpr import ask, erasure_api, work
+from tests.support.sync import recent_events, run_sync
 
 DAY = 86400
 
@@ -39,7 +39,7 @@ def test_a_short_retention_caps_the_delivery_log_and_reads_skip_expired_entries(
     org: CreatedOrganization,
     webhook_handler: Any,
     sink: Sink,
-    admin_setup: str,  # noqa: F811
+    admin_setup: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     organizations.set_limits(org.org_id, retention_days=3)  # shorter than DELIVERY_LOG_DAYS
@@ -64,8 +64,6 @@ def test_export_records_and_erasure_receipts_expire_with_the_retention(
     authorizer_handler: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.integration.test_access_requests import ask
-
     organizations.set_limits(org.org_id, retention_days=2)
     asked = ask(authorizer_handler, org.api_key, {"user_id": "usr_ben"})
     assert asked.status == 202, asked

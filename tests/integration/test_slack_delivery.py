@@ -16,7 +16,7 @@ from devstack.sink import Sink
 from success_metrics import cli, clock, destinations, organizations
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.sync import alerts, ssrf
-from tests.integration.test_sync import admin
+from tests.support.api import admin
 
 REFUSED = [
     "https://127.1/services/T/B/x",

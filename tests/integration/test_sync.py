@@ -3,138 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from devstack import iam
-from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
 from success_metrics import aws, organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
-from success_metrics.sync import delivery_log, platforms, router, worker
-from tests.integration.test_admin import authorize
-from tests.support import invoke_http, post_events
-
-
-def admin(
-    handler: Any, authorizer: Any, api_key: str, method: str, target: str, body: Any = None
-) -> Any:
-    context = authorize(authorizer, api_key)["context"]
-    path, _, query = target.partition("?")
-    parts = path.strip("/").split("/")
-    route, params = path, None
-    if len(parts) == 3 and parts[1] == "destinations":
-        route, params = "/v1/destinations/{dest_id}", {"dest_id": parts[2]}
-    elif len(parts) == 4 and parts[1] == "deliveries":
-        route, params = "/v1/deliveries/{delivery_id}/retry", {"delivery_id": parts[2]}
-    event = http_event(
-        method,
-        path,
-        route_key=f"{method} {route}",
-        path_parameters=params,
-        raw_query=query,
-        headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},
-        body=json.dumps(body).encode() if body is not None else None,
-        authorizer=context,
-    )
-    return invoke_http(handler, "AdminApiFunction", event)
-
-
-def configure(
-    admin_handler: Any, authorizer_handler: Any, org: CreatedOrganization, sink: Sink
-) -> str:
-    destinations = {
-        "mixpanel": {
-            "kind": "mixpanel",
-            "project_token": "tok",
-            "api_secret": "mp-secret",
-            "project_id": "42",
-        },
-        "ga4": {"kind": "ga4", "measurement_id": "G-TEST1234", "api_secret": "ga-secret"},
-        "hooks": {
-            "kind": "webhook",
-            "url": f"{sink.url}/webhooks/acme",
-            "event_types": ["supplier.*", "payment.*"],
-        },
-    }
-    secret = ""
-    for dest_id, settings in destinations.items():
-        response = admin(
-            admin_handler,
-            authorizer_handler,
-            org.api_key,
-            "PUT",
-            f"/v1/destinations/{dest_id}",
-            {"name": dest_id.title(), "settings": settings},
-        )
-        assert response.status == 200, response
-        secret = response.json.get("signing_secret", secret)
-    return secret
-
-
-def recent_events(n: int, **overrides: Any) -> list[dict[str, Any]]:
-    moment = datetime.now(UTC) - timedelta(hours=1)
-    base = {
-        "type": "supplier.subscription_started",
-        "user_type": "supplier",
-        "properties": {"plan": "pro", "email": "someone@example.com"},
-        "revenue": {"amount": "29.00", "currency": "GBP"},
-        "context": {"country": "GB", "region": "London", "device": "mobile", "ip": "203.0.113.9"},
-        "consent": {"analytics": True, "marketing": False},
-    }
-    return [
-        {
-            **base,
-            "id": f"evt_sync_{uuid.uuid4().hex[:12]}",
-            "user_id": f"usr_{i % 7}",
-            "occurred_at": (moment + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **overrides,
-        }
-        for i in range(n)
-    ]
-
-
-def drain(url: str) -> list[tuple[str, int, dict[str, Any]]]:
-    sqs = aws.sqs()
-    found = []
-    while got := sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, AttributeNames=["All"]
-    ).get("Messages", []):
-        for m in got:
-            found.append(
-                (
-                    m["MessageId"],
-                    int(m["Attributes"]["ApproximateReceiveCount"]),
-                    json.loads(m["Body"]),
-                )
-            )
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return found
-
-
-def run_sync(stack: Stack) -> set[str]:
-    with iam.acting_as("SyncRouterFunction"):
-        for message_id, _, body in drain(stack.physical["SyncQueue"]["Ref"]):
-            router.route(message_id, body)
-    deliveries = [
-        worker.Delivery(m, n, b) for m, n, b in drain(stack.physical["DeliveryQueue"]["Ref"])
-    ]
-    with iam.acting_as("PlatformSyncFunction"):
-        return worker.deliver(deliveries, time.time())
-
-
-@pytest.fixture
-def admin_setup(
-    stack: Stack, org: CreatedOrganization, admin_handler: Any, authorizer_handler: Any, sink: Sink
-) -> str:
-    organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
-    return configure(admin_handler, authorizer_handler, org, sink)
+from success_metrics.sync import delivery_log, platforms
+from tests.support import post_events
+from tests.support.api import admin
+from tests.support.sync import drain, recent_events, run_sync
 
 
 def test_events_reach_every_destination_in_its_own_format(

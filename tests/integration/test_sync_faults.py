@@ -20,8 +20,8 @@ from devstack.sink import Fault, Sink
 from success_metrics import aws, caches, cli
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.sync import platforms, router, worker
-from tests.integration.test_sync import configure
 from tests.support import forwardable, post_events
+from tests.support.sync import configure
 
 EVENTS = 5000
 

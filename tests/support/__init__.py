@@ -11,7 +11,7 @@ from typing import Any
 from devstack.lambda_events import LambdaContext, ingest_event
 from success_metrics import signing
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 
 
 def load_event(name: str) -> Any:

@@ -13,9 +13,9 @@ from devstack.provision import Stack
 from success_metrics import aws, organizations
 from success_metrics.metrics import aggregator
 from success_metrics.models.organizations import CreatedOrganization
-from tests.integration.test_admin import authorize
-from tests.integration.test_metrics import ingest, metrics_messages
 from tests.support import Response, invoke_http
+from tests.support.api import authorize
+from tests.support.metrics import ingest, metrics_messages
 
 TRICKY = [
     'comma, "quoted" and\nnew line',

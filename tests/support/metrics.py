@@ -1,0 +1,58 @@
+"""Signed ingest, the metrics queue, and the check of the aggregates against a recomputation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devstack.provision import Stack
+from success_metrics import aws, organizations
+from success_metrics.metrics import query
+from success_metrics.models.organizations import CreatedOrganization
+from tests.reference_metrics import from_api, recompute
+from tests.support import post_events
+
+SEASON = {"from": "2026-05-01", "to": "2026-10-31", "granularity": "month"}
+
+
+def metrics_messages(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    """Every message on the metrics queue, removed from it: (message id, body)."""
+    sqs = aws.sqs()
+    url = stack.physical["MetricsQueue"]["Ref"]
+    found = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+            "Messages", []
+        )
+        if not got:
+            return found
+        for message in got:
+            found.append((message["MessageId"], json.loads(message["Body"])))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def ingest(
+    handler: Any, org: CreatedOrganization, events: list[dict[str, Any]], batch: int = 250
+) -> None:
+    organizations.set_limits(org.org_id, requests_per_hour=100_000, events_per_hour=10_000_000)
+    for start in range(0, len(events), batch):
+        response = post_events(
+            handler, org.org_id, org.webhook_secret, {"events": events[start : start + batch]}
+        )
+        assert response.status == 202, response
+
+
+def assert_matches_recomputation(org_id: str, events: list[dict[str, Any]]) -> None:
+    got, expected = from_api(api_metrics(org_id, SEASON)), recompute(events)
+    diffs = [
+        f"{month} {name}: aggregates {got.get(month, {}).get(name)} != raw {expected.get(month, {}).get(name)}"
+        for month in sorted(set(got) | set(expected))
+        for name in sorted(set(got.get(month, {})) | set(expected.get(month, {})))
+        if got.get(month, {}).get(name) != expected.get(month, {}).get(name)
+    ]
+    assert not diffs, "\n".join(diffs)
+
+
+def api_metrics(org_id: str, params: dict[str, str]) -> dict[str, Any]:
+    parsed = query.MetricsQuery.model_validate(params)
+    return query.metrics(org_id, parsed, organizations.get_organization(org_id).gross_margin)
