@@ -567,7 +567,7 @@ def test_a_failed_export_emails_the_error_in_plain_words(
             {"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, "UploadPart"
         )
 
-    with mock.patch.object(worker, "_upload_part", broken):
+    with mock.patch.object(ExportFiles, "upload_part", broken):
         created = world.api.create(format="csv", notify=["ops@example.com"], **SEASON)
         world.run()
     job = world.api.get(created.json["id"]).json
@@ -610,7 +610,7 @@ def test_a_deterministically_failing_export_ends_failed_soon_with_its_slot_freed
         raise ValueError("the same bug on every attempt")
 
     try:
-        with mock.patch.object(worker, "_upload_part", broken):
+        with mock.patch.object(ExportFiles, "upload_part", broken):
             created = world.api.create(format="csv", notify=["ops@example.com"], **SEASON)
             export_id = created.json["id"]
             invocations = 0

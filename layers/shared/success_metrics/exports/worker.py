@@ -44,6 +44,7 @@ from success_metrics.exports.models import CONTENT_TYPES, Compression, Dataset, 
 from success_metrics.metrics.periods import Granularity
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores.export_files import ExportFiles, UploadGone
 
 COPY_MAX = 5 * 1024**3  # S3's largest UploadPartCopy range
 HASH_RANGE = 16 * 1024 * 1024
@@ -58,10 +59,6 @@ class Handover(Exception):
 
 class Stopped(Exception):
     """The job was cancelled, or another worker advanced this slice: stop quietly."""
-
-
-class UploadGone(Exception):
-    """The multipart upload was aborted: by a cancellation, or by the bucket's lifecycle."""
 
 
 class ExportFailed(Exception):
@@ -79,8 +76,8 @@ class Budget:
 # ------------------------------------------------------------------ names
 
 
-def _bucket() -> str:
-    return get_settings().exports_bucket
+def files() -> ExportFiles:
+    return ExportFiles(aws.s3(), get_settings().exports_bucket)
 
 
 def file_name(job: jobs.Job) -> str:
@@ -305,12 +302,7 @@ def plan(job: jobs.Job, now: float) -> jobs.Job | None:
             estimate = sum(1 for _ in datasets.metric_rows(result, r.dataset is Dataset.SUMMARY))
             slices = whole
     key = f"{work_prefix(job)}snapshot-{secrets.token_hex(4)}.json"
-    aws.s3().put_object(
-        Bucket=_bucket(),
-        Key=key,
-        Body=json.dumps(snapshot, default=str).encode(),
-        ContentType="application/json",
-    )
+    files().put_json(key, snapshot)
     planned = {"as_of": int(now), "estimated_rows": estimate, "slices": slices, "snapshot": key}
     if not jobs.start(job, planned, now):
         current = jobs.find(job.org_id, job.export_id)
@@ -325,8 +317,7 @@ def plan(job: jobs.Job, now: float) -> jobs.Job | None:
 
 def snapshot(job: jobs.Job) -> dict[str, Any]:
     assert job.plan is not None
-    body = aws.s3().get_object(Bucket=_bucket(), Key=job.plan["snapshot"])["Body"]
-    loaded: dict[str, Any] = json.loads(body.read())
+    loaded: dict[str, Any] = files().read_json(job.plan["snapshot"])
     return loaded
 
 
@@ -413,55 +404,6 @@ def _rows(
     return datasets.indexed_rows(rows, cursor)
 
 
-def _upload_part(key: str, upload_id: str, number: int, data: bytes) -> None:
-    try:
-        aws.s3().upload_part(
-            Bucket=_bucket(), Key=key, UploadId=upload_id, PartNumber=number, Body=data
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "NoSuchUpload":
-            raise UploadGone from exc
-        raise
-
-
-def _complete(key: str, upload_id: str, parts: int) -> None:
-    """Complete with parts 1..parts (a crashed run may have left a later one behind)."""
-    s3 = aws.s3()
-    found: dict[int, str] = {}
-    marker = 0
-    try:
-        while True:
-            page = s3.list_parts(
-                Bucket=_bucket(), Key=key, UploadId=upload_id, PartNumberMarker=marker
-            )
-            for part in page.get("Parts", []):
-                found[part["PartNumber"]] = part["ETag"]
-            if not page.get("IsTruncated"):
-                break
-            marker = page["NextPartNumberMarker"]
-        missing = [n for n in range(1, parts + 1) if n not in found]
-        if missing:
-            raise RuntimeError(f"parts {missing[:5]} of the upload are missing")
-        s3.complete_multipart_upload(
-            Bucket=_bucket(),
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={
-                "Parts": [{"PartNumber": n, "ETag": found[n]} for n in range(1, parts + 1)]
-            },
-        )
-    except ClientError as exc:
-        # Completed by an earlier run that died before recording it: the object is there.
-        if exc.response["Error"]["Code"] != "NoSuchUpload":
-            raise
-        s3.head_object(Bucket=_bucket(), Key=key)
-
-
-def _abort(key: str, upload_id: str) -> None:
-    with contextlib.suppress(ClientError):
-        aws.s3().abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
-
-
 def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
     assert job.plan is not None
     state = job.slice(index)
@@ -480,12 +422,10 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
         _complete_slice(job, index, key, checkpoint, seq)
         return
     if not checkpoint.get("upload_id"):
-        upload_id = aws.s3().create_multipart_upload(
-            Bucket=_bucket(), Key=key, ContentType=_content_type(job, slice_mode)
-        )["UploadId"]
+        upload_id = files().start_upload(key, _content_type(job, slice_mode))
         checkpoint = {"upload_id": upload_id, "parts": 0, "rows": 0, "bytes": 0, "cursor": None}
         if not jobs.save_checkpoint(job, index, checkpoint, seq):
-            _abort(key, upload_id)
+            files().abort(key, upload_id)
             raise Stopped
         seq += 1
     upload_id = checkpoint["upload_id"]
@@ -496,7 +436,7 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
 
     def part_done(data: bytes, cursor: datasets.Cursor) -> None:
         done_so_far["parts"] += 1
-        _upload_part(key, upload_id, done_so_far["parts"], data)
+        files().upload_part(key, upload_id, done_so_far["parts"], data)
         done_so_far["bytes"] += len(data)
         progress = {
             "upload_id": upload_id,
@@ -525,7 +465,7 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
     parts, out_bytes, seq = done_so_far["parts"], done_so_far["bytes"], done_so_far["seq"]
     if data:
         parts += 1
-        _upload_part(key, upload_id, parts, data)
+        files().upload_part(key, upload_id, parts, data)
         out_bytes += len(data)
     # Recorded before completing: S3 forgets the upload id once it is complete, so a worker
     # that dies right after completing must find here that only the bookkeeping is left.
@@ -549,10 +489,10 @@ def _complete_slice(
     assert job.plan is not None
     parts = int(checkpoint["parts"])
     if parts == 0:
-        _abort(key, checkpoint["upload_id"])
-        aws.s3().put_object(Bucket=_bucket(), Key=key, Body=b"")
+        files().abort(key, checkpoint["upload_id"])
+        files().put(key, b"")
     else:
-        _complete(key, checkpoint["upload_id"], parts)
+        files().complete_uploaded(key, checkpoint["upload_id"], parts)
     result = {"key": key, "rows": checkpoint["rows"], "bytes": checkpoint["bytes"], "parts": parts}
     done = jobs.finish_slice(job, index, result, seq)
     if done is None:
@@ -588,25 +528,19 @@ class _Assembler:
 
     def __init__(self, job: jobs.Job, key: str) -> None:
         self.key = key
+        self.files = files()
         self.part_bytes = get_settings().export_part_bytes
         self.buffer = bytearray()
-        self.parts: list[Any] = []
-        # Server-side copies run side by side; only their ETags are needed, at completion.
-        self._copies: list[tuple[int, Future[Any]]] = []
-        self.upload_id = aws.s3().create_multipart_upload(
-            Bucket=_bucket(), Key=key, ContentType=_content_type(job, "final")
-        )["UploadId"]
+        # Each part's ETag, or the server-side copy that will give it (they run side by
+        # side; only their ETags are needed, at completion).
+        self.parts: list[str | Future[str]] = []
+        self.upload_id = self.files.start_upload(key, _content_type(job, "final"))
 
     def _flush(self) -> None:
         number = len(self.parts) + 1
-        answer = aws.s3().upload_part(
-            Bucket=_bucket(),
-            Key=self.key,
-            UploadId=self.upload_id,
-            PartNumber=number,
-            Body=bytes(self.buffer),
+        self.parts.append(
+            self.files.upload_part(self.key, self.upload_id, number, bytes(self.buffer))
         )
-        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
         self.buffer.clear()
 
     def add(self, data: bytes) -> None:
@@ -614,52 +548,41 @@ class _Assembler:
         if len(self.buffer) >= self.part_bytes:
             self._flush()
 
-    def _read(self, source: str, start: int, end: int) -> bytes:
-        body = aws.s3().get_object(Bucket=_bucket(), Key=source, Range=f"bytes={start}-{end - 1}")
-        data: bytes = body["Body"].read()
-        return data
-
     def add_object(self, source: str, size: int) -> None:
         offset = 0
         while offset < size:
             if self.buffer:
                 take = min(size - offset, self.part_bytes - len(self.buffer))
-                self.add(self._read(source, offset, offset + take))
+                self.add(self.files.read_range(source, offset, offset + take))
                 offset += take
             elif size - offset >= self.part_bytes:
                 take = min(size - offset, COPY_MAX)
                 number = len(self.parts) + 1
-                copy = _IO.submit(
-                    aws.s3().upload_part_copy,
-                    Bucket=_bucket(),
-                    Key=self.key,
-                    UploadId=self.upload_id,
-                    PartNumber=number,
-                    CopySource={"Bucket": _bucket(), "Key": source},
-                    CopySourceRange=f"bytes={offset}-{offset + take - 1}",
+                self.parts.append(
+                    _IO.submit(
+                        self.files.copy_part,
+                        self.key,
+                        self.upload_id,
+                        number,
+                        source,
+                        offset,
+                        offset + take,
+                    )
                 )
-                self.parts.append({"PartNumber": number, "ETag": ""})
-                self._copies.append((number, copy))
                 offset += take
             else:
-                self.add(self._read(source, offset, size))
+                self.add(self.files.read_range(source, offset, size))
                 offset = size
 
     def complete(self) -> None:
         if self.buffer or not self.parts:
             if not self.parts and not self.buffer:
-                _abort(self.key, self.upload_id)
-                aws.s3().put_object(Bucket=_bucket(), Key=self.key, Body=b"")
+                self.files.abort(self.key, self.upload_id)
+                self.files.put(self.key, b"")
                 return
             self._flush()
-        for number, copy in self._copies:
-            self.parts[number - 1]["ETag"] = copy.result()["CopyPartResult"]["ETag"]
-        aws.s3().complete_multipart_upload(
-            Bucket=_bucket(),
-            Key=self.key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": self.parts},
-        )
+        etags = [p if isinstance(p, str) else p.result() for p in self.parts]
+        self.files.complete(self.key, self.upload_id, etags)
 
 
 def _done_slices(job: jobs.Job) -> list[dict[str, Any]]:
@@ -705,8 +628,7 @@ def _render(job: jobs.Job, summary: dict[str, Any]) -> tuple[int, str]:
         for part in _done_slices(job):
             if int(part["bytes"]) == 0:
                 continue
-            body = aws.s3().get_object(Bucket=_bucket(), Key=part["key"])["Body"]
-            for line in body.iter_lines(chunk_size=1024 * 1024):
+            for line in files().lines(part["key"]):
                 if line:
                     writer.write(json.loads(line))
         writer.finish()
@@ -726,14 +648,12 @@ def _render(job: jobs.Job, summary: dict[str, Any]) -> tuple[int, str]:
 
 def _hash(key: str) -> tuple[int, str]:
     """Size and SHA-256 of an object, read as ranges a few at a time (in order, bounded)."""
-    size = aws.s3().head_object(Bucket=_bucket(), Key=key)["ContentLength"]
+    store = files()
+    size = store.size(key)
     digest = hashlib.sha256()
 
     def fetch(start: int) -> bytes:
-        end = min(size, start + HASH_RANGE) - 1
-        body = aws.s3().get_object(Bucket=_bucket(), Key=key, Range=f"bytes={start}-{end}")
-        data: bytes = body["Body"].read()
-        return data
+        return store.read_range(key, start, min(size, start + HASH_RANGE))
 
     window: deque[Future[bytes]] = deque()
     starts = iter(range(0, size, HASH_RANGE))
@@ -751,7 +671,7 @@ def finish(job: jobs.Job) -> None:
     if job.status is not Status.RUNNING:
         return
     if job.final_upload:  # a previous finish died half-way: start the file again
-        _abort(file_key(job), job.final_upload)
+        files().abort(file_key(job), job.final_upload)
     data = snapshot(job)
     slice_mode = mode(job)
     if slice_mode == "spool":
@@ -785,12 +705,7 @@ def finish(job: jobs.Job) -> None:
     }
     if slice_mode == "spool":
         manifest["sheets"] = [summary_sheet.TITLE, *_sheet_names(rows)]
-    aws.s3().put_object(
-        Bucket=_bucket(),
-        Key=manifest_key(job),
-        Body=json.dumps(manifest, indent=2).encode(),
-        ContentType="application/json",
-    )
+    files().put_json(manifest_key(job), manifest, indent=2)
     file = {
         "name": file_name(job),
         "key": file_key(job),
@@ -832,43 +747,23 @@ def notify(job: jobs.Job, summary: dict[str, Any] | None = None) -> None:
         subject, text, body = emails.ready(job, link, expires_at, summary)
         emails.send(job.request.notify, subject, text, body)
     jobs.mark_notified(job)
-    _delete_prefix(work_prefix(job))
-    _abort_uploads(f"exports/{job.org_id}/{job.export_id}/")
+    files().delete_prefix(work_prefix(job))
+    files().abort_uploads(f"exports/{job.org_id}/{job.export_id}/")
 
 
 # ------------------------------------------------------------------ cleanup
 
 
-def _abort_uploads(prefix: str) -> None:
-    """Abort every upload still open under `prefix` (a worker that died before recording its
-    upload id leaves one behind; the bucket's lifecycle would abort it after a day)."""
-    pages = (
-        aws.s3().get_paginator("list_multipart_uploads").paginate(Bucket=_bucket(), Prefix=prefix)
-    )
-    for page in pages:
-        for upload in page.get("Uploads", []):
-            _abort(upload["Key"], upload["UploadId"])
-
-
-def _delete_prefix(prefix: str) -> None:
-    """Delete every object under `prefix`, and abort the uploads open there."""
-    _abort_uploads(prefix)
-    s3 = aws.s3()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix):
-        keys: list[Any] = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=_bucket(), Delete={"Objects": keys, "Quiet": True})
-
-
 def cleanup(job: jobs.Job, keep_file: bool = False) -> None:
     """Abort every upload the job started and delete its work files (and its file)."""
+    store = files()
     if job.plan is not None:
         for index in range(len(job.plan["slices"])):
             checkpoint = job.slice(index).checkpoint or {}
             if checkpoint.get("upload_id") and job.slice(index).done is None:
-                _abort(slice_key(job, index), checkpoint["upload_id"])
+                store.abort(slice_key(job, index), checkpoint["upload_id"])
     if job.final_upload:
-        _abort(file_key(job), job.final_upload)
-    _delete_prefix(work_prefix(job))
+        store.abort(file_key(job), job.final_upload)
+    store.delete_prefix(work_prefix(job))
     if not keep_file:
-        _delete_prefix(f"exports/{job.org_id}/{job.export_id}/")
+        store.delete_prefix(f"exports/{job.org_id}/{job.export_id}/")
