@@ -28,6 +28,7 @@ test: lint typecheck template build unit iam-reset integration e2e deploy-check
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

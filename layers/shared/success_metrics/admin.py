@@ -130,11 +130,15 @@ DELIVERY_STATES = (
 
 
 def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]:
-    """GET /v1/deliveries?status=...&event_id=...: the delivery log, or one event's status."""
+    """GET /v1/deliveries?status=…&limit=…&cursor=…: one page of the delivery log, newest
+    attempt first, with the cursor (and `next` link) of the following page; or, with
+    `event_id`, where one event stands at each destination."""
+    from urllib.parse import urlencode
+
     from success_metrics.sync import delivery_log
 
     caller.require(Scope.CONFIG_WRITE)
-    unknown = set(params) - {"status", "event_id", "limit"}
+    unknown = set(params) - {"status", "event_id", "limit", "cursor"}
     if unknown:
         raise ValidationFailedError(f"unknown query parameters: {', '.join(sorted(unknown))}")
     status = params.get("status")
@@ -151,7 +155,12 @@ def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]
         raise ValidationFailedError("limit is a whole number from 1 to 1000") from exc
     if not 1 <= limit <= 1000:
         raise ValidationFailedError("limit is a whole number from 1 to 1000")
-    return {"deliveries": delivery_log.list_deliveries(caller.org_id, status, limit)}
+    page = delivery_log.list_page(caller.org_id, status, limit, params.get("cursor"))
+    following = None
+    if page.cursor is not None:
+        query = {k: v for k, v in (("status", status), ("limit", str(limit))) if v}
+        following = "/v1/deliveries?" + urlencode({**query, "cursor": page.cursor})
+    return {"deliveries": page.summaries, "next_cursor": page.cursor, "next": following}
 
 
 def retry_delivery(caller: Principal, delivery_id: str) -> dict[str, Any]:

@@ -149,11 +149,12 @@ def cmd_org_set_limits(args: argparse.Namespace) -> None:
             args.exports_per_hour,
             args.running_exports,
             args.retention_days,
+            args.erasures_per_hour,
         )
     ):
         raise CliError(
             "give at least one of --requests-per-hour, --events-per-hour, "
-            "--exports-per-hour, --running-exports, --retention-days"
+            "--exports-per-hour, --running-exports, --retention-days, --erasures-per-hour"
         )
     org = organizations.set_limits(
         args.org_id,
@@ -162,6 +163,7 @@ def cmd_org_set_limits(args: argparse.Namespace) -> None:
         exports_per_hour=args.exports_per_hour,
         running_exports=args.running_exports,
         retention_days=args.retention_days,
+        erasures_per_hour=args.erasures_per_hour,
     )
     data = {
         "org_id": org.org_id,
@@ -480,7 +482,7 @@ def _summary(body: str) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError:
         return {"body": body[:80]}
-    from success_metrics.sync.router import unpack_events
+    from success_metrics.sync_queue import unpack_events
 
     return {
         "org_id": data.get("org_id"),
@@ -884,6 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exports-per-hour", type=_positive)
     p.add_argument("--running-exports", type=_positive, help="exports queued or running at once")
     p.add_argument("--retention-days", type=_positive)
+    p.add_argument("--erasures-per-hour", type=_positive, help="GDPR erasures requested per hour")
 
     p = command(
         org, "set-margin", cmd_org_set_margin, "set the gross margin used by CLV", audited=True

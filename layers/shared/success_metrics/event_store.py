@@ -55,12 +55,16 @@ def document(event: Event, org_id: str, received_at: float) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+def expires_at(event: Event, retention_days: int) -> int:
+    return int((event.occurred_at + timedelta(days=retention_days)).timestamp())
+
+
 def item(
     event: Event, org_id: str, webhook_id: str, doc: str, retention_days: int
 ) -> dict[str, Any]:
     occurred = event.occurred_at
     occurred_iso = occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    expires = int((occurred + timedelta(days=retention_days)).timestamp())
+    expires = expires_at(event, retention_days)
     attributes: dict[str, Any] = {
         "pk": {"S": f"{org_id}#{event.id}"},
         "day_pk": {"S": f"{org_id}#{occurred:%Y-%m-%d}#{shard_of(event.id):02d}"},
@@ -101,6 +105,42 @@ def put_once(
             return Outcome.RESUMED
         return Outcome.DUPLICATE
     return Outcome.STORED
+
+
+def mentions(event: Event) -> set[str]:
+    """What the event mentions, for the erasure index (see `stores.mentions`)."""
+    from success_metrics.stores.mentions import mentioned
+
+    return mentioned(
+        {
+            "properties": event.properties,
+            "user_id": event.user_id,
+            "anonymous_id": event.anonymous_id,
+        }
+    )
+
+
+def index_mentions(org: Any, events: Sequence[Event], retention_days: int) -> int:
+    """Record what these stored events mention (idempotent: a retried delivery writes the same
+    entries again); returns the entries written."""
+    from success_metrics import organizations
+    from success_metrics.stores.mentions import MentionStore
+
+    entries = [
+        (e.id, found, expires_at(e, retention_days)) for e in events if (found := mentions(e))
+    ]
+    if not entries:
+        return 0
+    store = MentionStore(
+        aws.dynamodb(),
+        get_settings().privacy_table,
+        org.org_id,
+        organizations.derived_key(org, MENTION_KEY_PURPOSE),
+    )
+    return store.put(entries)
+
+
+MENTION_KEY_PURPOSE = "mention-index"
 
 
 def put_many(

@@ -46,12 +46,14 @@ from success_metrics.models.events import (
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, current_function, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import mentions
 
 if TYPE_CHECKING:
     from success_metrics.gdpr.suppression import Identity
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
 MAX_EVENT_BYTES = 64 * 1024
+MAX_MENTIONS = mentions.MAX_MENTIONS
 _ORG_ID_MAX = 64
 
 
@@ -189,6 +191,22 @@ def validate(
                 )
             )
             continue
+        if len(event_store.mentions(event)) > MAX_MENTIONS:
+            rejected.append(
+                RejectedEvent(
+                    index=index,
+                    errors=[
+                        {
+                            "loc": ["properties"],
+                            "msg": f"the properties hold more than {MAX_MENTIONS} distinct "
+                            "id-like strings (1 to 128 characters without spaces), the most "
+                            "the erasure index keeps for one event",
+                            "type": "too_many_ids",
+                        }
+                    ],
+                )
+            )
+            continue
         valid.append(event_store.StoredEvent(event, doc))
     return valid, rejected
 
@@ -249,11 +267,12 @@ def _process(
     outcomes = event_store.put_many(
         org.org_id, request["webhook_id"], unique, org.retention_days, received_at
     )
-    to_queue = [
-        s.document
-        for s, o in zip(unique, outcomes, strict=True)
-        if o != event_store.Outcome.DUPLICATE
+    accepted = [
+        s for s, o in zip(unique, outcomes, strict=True) if o != event_store.Outcome.DUPLICATE
     ]
+    # Before the events are queued: an erasure that starts once they are stored finds them.
+    event_store.index_mentions(org, [s.event for s in accepted], org.retention_days)
+    to_queue = [s.document for s in accepted]
     duplicates += sum(1 for o in outcomes if o == event_store.Outcome.DUPLICATE)
     decisions = [
         json.loads(s.document)

@@ -175,6 +175,7 @@ def set_limits(
     exports_per_hour: int | None = None,
     running_exports: int | None = None,
     retention_days: int | None = None,
+    erasures_per_hour: int | None = None,
 ) -> Organization:
     org = get_organization(org_id, fresh=True)
     limits = org.limits.model_copy(
@@ -185,6 +186,7 @@ def set_limits(
                 "events_per_hour": events_per_hour,
                 "exports_per_hour": exports_per_hour,
                 "running_exports": running_exports,
+                "erasures_per_hour": erasures_per_hour,
             }.items()
             if v is not None
         }

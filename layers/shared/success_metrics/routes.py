@@ -197,7 +197,8 @@ ROUTES: tuple[Route, ...] = (
         response="success_metrics.models.api:DeliveryList",
         params=(
             Param("status", "query", description="pending, succeeded, partial, failed…"),
-            Param("limit", "query", int, description="1 to 1000"),
+            Param("limit", "query", int, description="1 to 1000 (default 100) per page"),
+            Param("cursor", "query", description="next_cursor of the previous page"),
             Param("event_id", "query", description="where this event stands"),
         ),
         errors=(400, 401, 403),
@@ -347,7 +348,7 @@ ROUTES: tuple[Route, ...] = (
         resource="erasure",
         body="success_metrics.models.api:ErasureRequestBody",
         response="success_metrics.models.api:ErasureView",
-        errors=(400, 401, 403, 415),
+        errors=(400, 401, 403, 415, 429),
         also=(200,),
     ),
     Route(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+import zlib
 
 from success_metrics import aws
 from success_metrics.errors import ConfigurationError
@@ -54,3 +55,27 @@ def decrypt(ciphertext: str, org_id: str) -> str:
 
 def clear_cache() -> None:
     _cache.clear()
+
+
+# KMS encrypts at most 4,096 bytes at a time. Larger values (an erasure's collected ids, which
+# grow with the subject's devices) are compressed and sealed in pieces of that size.
+KMS_PLAINTEXT_LIMIT = 4096
+_LARGE = "z1:"
+
+
+def seal_large(plaintext: str, org_id: str) -> str:
+    """Like `encrypt`, for values of any size (one KMS call per 4 KB once compressed)."""
+    packed = base64.b64encode(zlib.compress(plaintext.encode("utf-8"), 9)).decode("ascii")
+    pieces = [
+        encrypt(packed[start : start + KMS_PLAINTEXT_LIMIT], org_id)
+        for start in range(0, len(packed), KMS_PLAINTEXT_LIMIT)
+    ]
+    return _LARGE + ".".join(pieces)
+
+
+def open_large(sealed: str, org_id: str) -> str:
+    """The value `seal_large` sealed (or `encrypt`, for values sealed before it existed)."""
+    if not sealed.startswith(_LARGE):
+        return decrypt(sealed, org_id)
+    packed = "".join(decrypt(piece, org_id) for piece in sealed[len(_LARGE) :].split("."))
+    return zlib.decompress(base64.b64decode(packed)).decode("utf-8")

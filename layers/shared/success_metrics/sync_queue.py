@@ -6,8 +6,11 @@ MESSAGE_BYTES long; SendMessageBatch carries up to 10 messages and 256 KiB per c
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from success_metrics import aws
 
@@ -103,3 +106,19 @@ def _send(queue_url: str, org_id: str, bodies: list[str]) -> int:
                 MessageAttributes={"org_id": {"DataType": "String", "StringValue": org_id}},
             )
     return len(bodies)
+
+
+def pack_events(docs: list[str]) -> str:
+    """Events gzipped and base64-encoded: JSON shrinks about tenfold, so a delivery batch under
+    Lambda's 6 MB payload holds ten times more events and fills platform requests."""
+    raw = ("[" + ",".join(docs) + "]").encode("utf-8")
+    return base64.b64encode(gzip.compress(raw, compresslevel=6)).decode("ascii")
+
+
+def unpack_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    if "events_gzip" in body:
+        events: list[dict[str, Any]] = json.loads(
+            gzip.decompress(base64.b64decode(body["events_gzip"]))
+        )
+        return events
+    return list(body.get("events", []))

@@ -72,7 +72,15 @@ def gather(org_id: str, user: str, now: float) -> dict[str, Any]:
         from success_metrics.sync import delivery_log
 
         wanted = set(event_ids)
-        for delivery in delivery_log.list_deliveries(org_id, limit=1_000_000):
+        found: dict[str, dict[str, Any]] = {}
+        # Each event's deliveries by key (no listing of the whole log).
+        for event_id in sorted(wanted):
+            for delivery in delivery_log.of_event(org_id, event_id):
+                found.setdefault(delivery["delivery_id"], delivery)
+        newest_first = sorted(
+            found.values(), key=lambda d: (d.get("at", 0), d["delivery_id"]), reverse=True
+        )
+        for delivery in newest_first:
             mine = wanted.intersection(delivery.get("event_ids", []))
             if not mine:
                 continue

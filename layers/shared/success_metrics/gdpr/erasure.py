@@ -16,10 +16,11 @@ stopped and running a step twice changes nothing:
 3. `deliveries`: the subject's events are removed from delivery-log payloads, and mentions of
    the subject in other events there are replaced with "[erased]";
 4. `references`: other stored events that mention the subject (a referral's `inviter_id`, say)
-   get the same replacement: a filtered scan of the organization's events, resumable. The scan
-   also deletes the subject's own events the index does not list under its key: for an
-   anonymous id, the events that carry it with a user id (after a sign-in on that device).
-   `events` and `metric_claims` are done when it is;
+   get the same replacement, found through the mention index (`stores.mentions`: one key per
+   id of the subject, never a scan, whatever the number of ids), resumable. It also deletes the
+   subject's own events the per-user index does not list under its key: for an anonymous id,
+   the events that carry it with a user id (after a sign-in on that device). `events` and
+   `metric_claims` are done when it is;
 5. `exports`: export files are deleted wholesale (exports do not record which users they hold):
    every `events` export of the organization, running or finished, is cancelled or withdrawn,
    its files, manifest and work files deleted and its links revoked; a user's own access
@@ -49,7 +50,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from success_metrics import aws, destinations, organizations, secret_box
+from success_metrics import aws, destinations, organizations, rate_limit, secret_box
 from success_metrics.errors import NotFoundError
 from success_metrics.gdpr import suppression
 from success_metrics.gdpr.suppression import Identity, Kind
@@ -58,6 +59,7 @@ from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
 from success_metrics.stores import batch
+from success_metrics.stores.mentions import MentionStore
 
 STEPS = ("events", "consent", "deliveries", "references", "exports", "mixpanel", "ga4")
 SYSTEMS = ("suppression", "events", "metric_claims", *STEPS[1:])
@@ -216,7 +218,7 @@ def _save(job: Erasure, subject: Subject | None, retention_days: int, now: float
         "expires_at": {"N": str(int(now) + retention_days * 86400)},
     }
     if subject is not None:
-        item["subject"] = {"S": secret_box.encrypt(subject.model_dump_json(), job.org_id)}
+        item["subject"] = {"S": secret_box.seal_large(subject.model_dump_json(), job.org_id)}
     try:
         aws.dynamodb().put_item(
             TableName=get_settings().privacy_table,
@@ -261,6 +263,11 @@ def start(
             job = None
         if job is not None and job.finished_at is None:
             return job, False
+    # Per organization: one tenant's burst of erasures cannot starve the others' (each has
+    # a legal deadline), and a caller learns when to try again (429 with Retry-After).
+    rate_limit.consume(
+        org.org_id, "erasures", 1, org.limits.erasures_per_hour, now, "this organization"
+    )
     job = Erasure(
         erasure_id=new_erasure_id(now),
         org_id=org.org_id,
@@ -413,6 +420,8 @@ class _Run:
         claims = self.job.systems["metric_claims"]
         claims.count += _delete_claims(self.org.org_id, self._claim_keys(docs))
         _delete_events([{"pk": {"S": f"{self.org.org_id}#{d['id']}"}} for d in docs])
+        # Their entries in the mention index name their ids (which may hold the subject's).
+        self.mention_index().forget_events(docs)
         self.job.systems["events"].count += len(docs)
 
     def _learn(self, doc: dict[str, Any], discover: bool = True) -> None:
@@ -483,39 +492,37 @@ class _Run:
     # -- 4. other events that mention the subject (and the subject's own the index missed)
 
     def step_references(self) -> bool:
+        """Through the mention index, one key per id of the subject (as stored and as
+        pseudonymised): other events that mention it are scrubbed, the subject's own that
+        the per-user index does not list are deleted, and the entries go. Resumable: the
+        cursor is the id's position and the last event id of the page done."""
         identities = self.identities()
         needles = sorted(self.needles())
         progress = self.system("references")
+        index = self.mention_index()
         table = get_settings().events_table
-        values: dict[str, Any] = {":org": {"S": self.org.org_id}}
-        mentions = []
-        for i, needle in enumerate(needles):
-            values[f":n{i}"] = {"S": json.dumps(needle, ensure_ascii=False)}
-            mentions.append(f"contains(body, :n{i})")
-        request: dict[str, Any] = {
-            "TableName": table,
-            "FilterExpression": f"org_id = :org AND ({' OR '.join(mentions)})",
-            "ExpressionAttributeValues": values,
-            "ProjectionExpression": "pk, body",
-        }
-        while True:
-            if self.job.cursor.get("after"):
-                request["ExclusiveStartKey"] = self.job.cursor["after"]
-            page = aws.dynamodb().scan(**request)
+        cursor = self.job.cursor
+        while int(cursor.get("needle", 0)) < len(needles):
+            needle = needles[int(cursor.get("needle", 0))]
+            start = cursor.get("after")  # (a job begun before the index had a scan's key)
+            ids, after = index.page(needle, start if isinstance(start, str) else None, PAGE)
+            keys = [{"pk": {"S": f"{self.org.org_id}#{i}"}} for i in ids]
             own = []
-            for item in page["Items"]:
-                doc = json.loads(item["body"]["S"])
+            for doc in _read_events(keys):
                 if self.subject.owns(doc):
                     own.append(doc)
                     continue
                 cleaned = _scrub_event(doc, identities, set(needles))
                 if cleaned != doc:
-                    _rewrite_body(table, item["pk"], cleaned)
+                    _rewrite_body(table, {"S": f"{self.org.org_id}#{doc['id']}"}, cleaned)
                     progress.count += 1
             self._erase(own, discover=False)
-            if "LastEvaluatedKey" not in page:
-                break
-            self.job.cursor = {"after": page["LastEvaluatedKey"]}
+            index.forget(needle, ids)
+            if after is None:
+                cursor = {"needle": int(cursor.get("needle", 0)) + 1}
+            else:
+                cursor = {"needle": int(cursor.get("needle", 0)), "after": after}
+            self.job.cursor = cursor
             self.save()
             if self.out_of_time():
                 return False
@@ -524,6 +531,16 @@ class _Run:
                 self.finish_system(name)
         self.finish_system("references")
         return True
+
+    def mention_index(self) -> MentionStore:
+        from success_metrics import event_store
+
+        return MentionStore(
+            aws.dynamodb(),
+            get_settings().privacy_table,
+            self.org.org_id,
+            organizations.derived_key(self.org, event_store.MENTION_KEY_PURPOSE),
+        )
 
     # -- 5. export files
 
@@ -732,7 +749,7 @@ def work(org_id: str, erasure_id: str, remaining_ms: Callable[[], int], receive_
     if job.finished_at is not None or sealed is None:
         return "nothing to do"
     org = organizations.get_organization(org_id, fresh=True)
-    subject = Subject.model_validate_json(secret_box.decrypt(sealed, org_id))
+    subject = Subject.model_validate_json(secret_box.open_large(sealed, org_id))
     last = receive_count >= get_settings().gdpr_attempts
     run = _Run(org, job, subject, remaining_ms, last)
     try:

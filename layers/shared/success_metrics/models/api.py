@@ -33,9 +33,13 @@ class DestinationList(_Open):
 
 
 class DeliveryList(_Open):
-    """`deliveries` (summaries, newest first), or with `event_id`: where that event stands."""
+    """`deliveries` (one page of summaries, newest attempt first, with `next_cursor` and the
+    `next` link of the following page, both null on the last), or with `event_id`: where that
+    event stands."""
 
     deliveries: list[dict[str, Any]] | None = None
+    next_cursor: str | None = None
+    next: str | None = None
     event_id: str | None = None
     destinations: list[dict[str, Any]] | None = None
 

@@ -43,9 +43,9 @@ class SlackSettings(_Settings):
     @field_validator("webhook_url")
     @classmethod
     def _allowed(cls, url: str) -> str:
-        from success_metrics import slack  # not at import: it brings httpx
+        from success_metrics import urls  # not at import: the guard brings httpx (cold start)
 
-        slack.check_url(url)  # https, a host in SLACK_ALLOWED_HOSTS, public addresses
+        urls.check_slack_url(url)  # https, a host in SLACK_ALLOWED_HOSTS, public addresses
         return url
 
 
@@ -64,7 +64,7 @@ class WebhookSettings(_Settings):
     @field_validator("url")
     @classmethod
     def _safe(cls, url: str) -> str:
-        from success_metrics.sync import ssrf
+        from success_metrics.sync import ssrf  # not at import: it brings httpx (cold start)
 
         ssrf.check_url(url, allow_loopback=_loopback_allowed())
         return url

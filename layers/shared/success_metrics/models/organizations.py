@@ -29,6 +29,8 @@ class Limits(BaseModel):
     exports_per_hour: int = Field(ge=1, le=100_000)
     # Exports queued or running at once (organizations created before this limit get 3).
     running_exports: int = Field(3, ge=1, le=1000)
+    # Erasures requested per hour (the erasure workers are shared by every organization).
+    erasures_per_hour: int = Field(100, ge=1, le=100_000)
 
 
 class StoredSecret(BaseModel):

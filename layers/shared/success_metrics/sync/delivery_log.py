@@ -1,8 +1,7 @@
-"""The delivery log: one summary item per delivery and one item per attempt (SPEC §4).
-
-Table `DeliveriesTable`, `pk = <org>`, `sk = <delivery id>` (summary) or
-`<delivery id>#<attempt>` (attempt); every item expires after DELIVERY_LOG_DAYS. The summary
-keeps the delivery's payload so a failed delivery can be retried through the API.
+"""The delivery log: one summary per delivery, one record per attempt, and each event's
+deliveries (SPEC §4). Stored by `stores.deliveries` (its keys and indexes are described there);
+every item expires after DELIVERY_LOG_DAYS, or the organization's retention when shorter. The
+summary keeps the delivery's payload so a failed delivery can be retried through the API.
 """
 
 from __future__ import annotations
@@ -14,35 +13,33 @@ from typing import Any, Literal
 
 from success_metrics import aws
 from success_metrics.settings import get_settings
-from success_metrics.stores import batch
+from success_metrics.stores.deliveries import DeliveryStore, Page
 
 Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"]
 
 
-def _expiry(org_id: str) -> str:
+def store() -> DeliveryStore:
+    return DeliveryStore(aws.dynamodb(), get_settings().deliveries_table)
+
+
+def _expiry(org_id: str) -> int:
     """DELIVERY_LOG_DAYS from now, or the organization's retention when that is shorter: the
     log keeps payloads, which must not outlive the events they carry."""
     from success_metrics import organizations
 
     retention = organizations.get_organization(org_id).retention_days
     days = min(get_settings().delivery_log_days, retention)
-    return str(int(time.time()) + days * 86400)
+    return int(time.time()) + days * 86400
 
 
 def summary(org_id: str, delivery_id: str) -> dict[str, Any] | None:
-    item = (
-        aws.dynamodb()
-        .get_item(
-            TableName=get_settings().deliveries_table,
-            Key={"pk": {"S": org_id}, "sk": {"S": delivery_id}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
-    if item is None or int(item.get("expires_at", {}).get("N", "0")) <= time.time():
-        return None  # past the log's retention: TTL may not have removed it yet
-    doc: dict[str, Any] = json.loads(item["doc"]["S"])
-    return doc
+    """The summary with its `payload`, or None (also when past the log's retention: TTL may not
+    have removed it yet)."""
+    found = store().summary(org_id, delivery_id)
+    if found is None or found[2] <= time.time():
+        return None
+    doc, payload, _ = found
+    return {**doc, "payload": payload}
 
 
 def record_attempt(
@@ -88,36 +85,8 @@ def record_attempt(
         "delivered": sorted(set(previous.get("delivered", [])) | set(delivered or [])),
         "first_at": previous.get("first_at", now),
     }
-    table = get_settings().deliveries_table
-    expiry = _expiry(org_id)
-    # Unprocessed writes are retried with backoff (a lost summary would re-send delivered events).
-    batch.write(
-        aws.dynamodb(),
-        table,
-        [
-            {
-                "PutRequest": {
-                    "Item": {
-                        "pk": {"S": org_id},
-                        "sk": {"S": f"{delivery_id}#{attempt:03d}"},
-                        "doc": {"S": json.dumps(attempt_doc)},
-                        "expires_at": {"N": expiry},
-                    }
-                }
-            },
-            {
-                "PutRequest": {
-                    "Item": {
-                        "pk": {"S": org_id},
-                        "sk": {"S": delivery_id},
-                        "status": {"S": status},
-                        "doc": {"S": json.dumps(summary_doc)},
-                        "expires_at": {"N": expiry},
-                    }
-                }
-            },
-        ],
-    )
+    payload_now = summary_doc.pop("payload")
+    store().put_attempt(org_id, attempt_doc, summary_doc, payload_now, _expiry(org_id))
 
 
 WITHHELD_PER_ITEM = 500  # event ids per withheld summary: well under the 400 KB item limit
@@ -159,20 +128,10 @@ def record_withheld(
         "failed": {},
         "skipped": {},
         "withheld": withheld,
-        "payload": None,
         "delivered": [],
         "first_at": now,
     }
-    aws.dynamodb().put_item(
-        TableName=get_settings().deliveries_table,
-        Item={
-            "pk": {"S": org_id},
-            "sk": {"S": delivery_id},
-            "status": {"S": "withheld"},
-            "doc": {"S": json.dumps(doc)},
-            "expires_at": {"N": _expiry(org_id)},
-        },
-    )
+    store().put_summary(org_id, doc, None, _expiry(org_id))
 
 
 def _withheld_reason(delivery: dict[str, Any], event_id: str) -> str | None:
@@ -182,28 +141,36 @@ def _withheld_reason(delivery: dict[str, Any], event_id: str) -> str | None:
     return None
 
 
+def link_events(org_id: str, source: str, links: dict[str, list[str]]) -> None:
+    """Record which deliveries of one routed message hold each event (`links`: event id →
+    delivery ids), so one event's deliveries are a key lookup."""
+    if links:
+        store().put_event_links(org_id, source, links, _expiry(org_id))
+
+
+def list_page(org_id: str, status: str | None, limit: int, cursor: str | None) -> Page:
+    """One page of summaries (no payloads), newest attempt first: one index query and one
+    batch read whatever the size of the log."""
+    return store().page(org_id, status, limit, cursor, int(time.time()))
+
+
 def list_deliveries(
     org_id: str, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Summaries, newest first by id order is not meaningful: sorted by last attempt time."""
-    kwargs: dict[str, Any] = {
-        "TableName": get_settings().deliveries_table,
-        "KeyConditionExpression": "pk = :pk",
-        "FilterExpression": "attribute_exists(#status) AND expires_at > :now",
-        "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": {":pk": {"S": org_id}, ":now": {"N": str(int(time.time()))}},
-    }
-    if status:
-        kwargs["FilterExpression"] += " AND #status = :status"
-        kwargs["ExpressionAttributeValues"][":status"] = {"S": status}
-    found = []
-    for page in aws.dynamodb().get_paginator("query").paginate(**kwargs):
-        for item in page["Items"]:
-            doc = json.loads(item["doc"]["S"])
-            doc.pop("payload", None)
-            found.append(doc)
-    found.sort(key=lambda d: d.get("at", 0), reverse=True)
-    return found[:limit]
+    """The newest `limit` summaries (one page)."""
+    return list_page(org_id, status, limit, None).summaries
+
+
+def of_event(org_id: str, event_id: str) -> list[dict[str, Any]]:
+    """The live summaries of the deliveries that carried or withheld one event, newest first."""
+    log = store()
+    now = time.time()
+    found = [
+        doc
+        for doc, expires_at in log.summaries(org_id, log.deliveries_of(org_id, event_id))
+        if expires_at > now
+    ]
+    return sorted(found, key=lambda d: (d.get("at", 0), d["delivery_id"]), reverse=True)
 
 
 def outcome(delivery: dict[str, Any], event_id: str) -> str:
@@ -222,9 +189,9 @@ def outcome(delivery: dict[str, Any], event_id: str) -> str:
 def event_status(org_id: str, event_id: str) -> list[dict[str, Any]]:
     """Where one event stands at each destination that had it."""
     found = []
-    for delivery in list_deliveries(org_id, limit=10_000):
+    for delivery in of_event(org_id, event_id):
         if event_id not in delivery.get("event_ids", []):
-            continue
+            continue  # erased from this delivery since
         found.append(
             {
                 "delivery_id": delivery["delivery_id"],
@@ -254,17 +221,8 @@ def reopen(org_id: str, delivery_id: str) -> dict[str, Any]:
 
         raise NotFoundError(f"delivery {delivery_id} does not exist")
     current.update(status="pending", failed={}, error=None)
-    aws.dynamodb().put_item(
-        TableName=get_settings().deliveries_table,
-        Item={
-            "pk": {"S": org_id},
-            "sk": {"S": delivery_id},
-            "status": {"S": "pending"},
-            "doc": {"S": json.dumps(current)},
-            "expires_at": {"N": _expiry(org_id)},
-        },
-    )
-    payload: dict[str, Any] = current["payload"]
+    payload: dict[str, Any] = current.pop("payload")
+    store().put_summary(org_id, current, payload, _expiry(org_id))
     return payload
 
 
@@ -273,46 +231,29 @@ def scrub_payloads(
 ) -> int:
     """Apply `transform` to the events kept in every delivery payload of the organization
     (GDPR erasure); rewrites the summaries it changed and returns how many."""
-    from success_metrics.sync.router import pack_events, unpack_events
+    from success_metrics.sync_queue import pack_events, unpack_events
 
-    table = get_settings().deliveries_table
-    pages = (
-        aws.dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :pk",
-            FilterExpression="attribute_exists(#status)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":pk": {"S": org_id}},
-        )
-    )
+    log = store()
     changed = 0
-    for page in pages:
-        for item in page["Items"]:
-            doc = json.loads(item["doc"]["S"])
-            payload = doc.get("payload")
-            if not payload:
-                continue
-            events = unpack_events(payload)
-            kept = transform(events)
-            if kept == events:
-                continue
-            # Producers choose event ids, and some put a user id in them: the removed events'
-            # ids go from the summary too.
-            removed = {e["id"] for e in events} - {e["id"] for e in kept}
-            doc["event_ids"] = [i for i in doc.get("event_ids", []) if i not in removed]
-            doc["delivered"] = [i for i in doc.get("delivered", []) if i not in removed]
-            for name in ("failed", "skipped"):
-                doc[name] = {k: v for k, v in (doc.get(name) or {}).items() if k not in removed}
-            payload = {k: v for k, v in payload.items() if k not in ("events", "events_gzip")}
-            payload["events_gzip"] = pack_events(
-                [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in kept]
-            )
-            doc["payload"] = payload
-            aws.dynamodb().put_item(
-                TableName=table,
-                Item={**item, "doc": {"S": json.dumps(doc)}},
-            )
-            changed += 1
+    for doc, payload, expires_at, _ in log.every_summary(org_id):
+        if not payload:
+            continue
+        events = unpack_events(payload)
+        kept = transform(events)
+        if kept == events:
+            continue
+        # Producers choose event ids, and some put a user id in them: the removed events'
+        # ids go from the summary and from the event links too.
+        removed = {e["id"] for e in events} - {e["id"] for e in kept}
+        doc["event_ids"] = [i for i in doc.get("event_ids", []) if i not in removed]
+        doc["delivered"] = [i for i in doc.get("delivered", []) if i not in removed]
+        for name in ("failed", "skipped"):
+            doc[name] = {k: v for k, v in (doc.get(name) or {}).items() if k not in removed}
+        scrubbed = {k: v for k, v in payload.items() if k not in ("events", "events_gzip")}
+        scrubbed["events_gzip"] = pack_events(
+            [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in kept]
+        )
+        log.put_summary(org_id, doc, scrubbed, expires_at)
+        log.delete_event_links(org_id, removed)
+        changed += 1
     return changed

@@ -9,8 +9,6 @@ worker recognises in the delivery log.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import json
 import time
@@ -29,22 +27,6 @@ WITHHELD = -1  # the "chunks" -1, -2… of a source message's withheld events, i
 def delivery_id(source_message_id: str, dest_id: str, chunk: int) -> str:
     digest = hashlib.sha256(f"{source_message_id}|{dest_id}|{chunk}".encode()).hexdigest()
     return "dlv_" + digest[:24]
-
-
-def pack_events(docs: list[str]) -> str:
-    """Events gzipped and base64-encoded: JSON shrinks about tenfold, so a delivery batch under
-    Lambda's 6 MB payload holds ten times more events and fills platform requests."""
-    raw = ("[" + ",".join(docs) + "]").encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, compresslevel=6)).decode("ascii")
-
-
-def unpack_events(body: dict[str, Any]) -> list[dict[str, Any]]:
-    if "events_gzip" in body:
-        events: list[dict[str, Any]] = json.loads(
-            gzip.decompress(base64.b64decode(body["events_gzip"]))
-        )
-        return events
-    return list(body.get("events", []))
 
 
 def _with_current_consent(
@@ -81,9 +63,11 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
         return 0
     key = organizations.pseudonym_key(org)
     bodies: list[str] = []
+    links: dict[str, list[str]] = {}  # event id → the deliveries that hold or withheld it
     for dest in targets:
         purpose = dest.consent_required()
         outbound = []
+        outbound_ids = []
         withheld: dict[str, str] = {}
         for doc in events:
             if dest.kind == "webhook" and not dest.accepts(doc["type"]):
@@ -101,28 +85,37 @@ def route(source_message_id: str, body: dict[str, Any]) -> int:
                 withheld[str(doc["id"])] = _why_withheld(doc, state, purpose)
             else:
                 outbound.append(json.dumps(safe, separators=(",", ":"), ensure_ascii=False))
+                outbound_ids.append(str(doc["id"]))
         if withheld:
             metrics.add_metric(
                 name="EventsWithheldNoConsent", unit=MetricUnit.Count, value=len(withheld)
             )
             # In the delivery log, so "where did my event go" has an answer (SPEC §4).
             for n, group in enumerate(delivery_log.withheld_groups(withheld)):
+                withheld_id = delivery_id(source_message_id, dest.dest_id, WITHHELD - n)
                 delivery_log.record_withheld(
-                    org.org_id,
-                    delivery_id(source_message_id, dest.dest_id, WITHHELD - n),
-                    dest_id=dest.dest_id,
-                    kind=dest.kind,
-                    withheld=group,
+                    org.org_id, withheld_id, dest_id=dest.dest_id, kind=dest.kind, withheld=group
                 )
+                for ids in group.values():
+                    for event_id in ids:
+                        links.setdefault(event_id, []).append(withheld_id)
+        start = 0
         for chunk, docs in enumerate(sync_queue.chunks(outbound)):
+            chunk_id = delivery_id(source_message_id, dest.dest_id, chunk)
+            for event_id in outbound_ids[start : start + len(docs)]:
+                links.setdefault(event_id, []).append(chunk_id)
+            start += len(docs)
             envelope = {
                 "org_id": org.org_id,
                 "dest_id": dest.dest_id,
                 "kind": dest.kind,
-                "delivery_id": delivery_id(source_message_id, dest.dest_id, chunk),
-                "events_gzip": pack_events(docs),
+                "delivery_id": chunk_id,
+                "events_gzip": sync_queue.pack_events(docs),
             }
             bodies.append(json.dumps(envelope, separators=(",", ":")))
+    # Before the deliveries are queued, so a delivery recorded is always found from its events.
+    source = hashlib.sha256(source_message_id.encode()).hexdigest()[:24]
+    delivery_log.link_events(org.org_id, source, links)
     sent = sync_queue.send_bodies(get_settings().delivery_queue_url, org.org_id, bodies)
     logger.info("routed", extra={"destinations": len(targets), "deliveries": sent})
     return sent

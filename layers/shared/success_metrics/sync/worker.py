@@ -62,7 +62,7 @@ class Delivery:
 
     @cached_property
     def events(self) -> list[dict[str, Any]]:
-        from success_metrics.sync.router import unpack_events
+        from success_metrics.sync_queue import unpack_events
 
         return unpack_events(self.body)
 
