@@ -7,18 +7,11 @@ import json
 import os
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from success_metrics import slack
-from success_metrics.observability import logger, metrics, traced
+from success_metrics import slack, sqs_consumer
+from success_metrics.observability import logger
 
-processor = BatchProcessor(event_type=EventType.SQS)
 ICONS = {
     "ALARM": ":rotating_light:",
     "OK": ":white_check_mark:",
@@ -66,10 +59,4 @@ def record_handler(record: SQSRecord) -> None:
     slack.post(url, message(alarm))  # a failure raises: the record comes back, then the DLQ
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@traced
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+lambda_handler = sqs_consumer.handler(record_handler)

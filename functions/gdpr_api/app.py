@@ -9,12 +9,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from success_metrics import admin, clock, consent, organizations
+from success_metrics import admin, clock
 from success_metrics.exports import api as exports
 from success_metrics.gdpr import erasure
 from success_metrics.http import json_body, register_problem_handlers
 from success_metrics.models.organizations import Scope
 from success_metrics.observability import logger, metrics, traced
+from success_metrics.stores import consent, organizations
 
 app = APIGatewayHttpResolver()
 register_problem_handlers(app)

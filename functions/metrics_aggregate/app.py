@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from success_metrics import sqs_consumer
 from success_metrics.metrics import aggregator
-from success_metrics.observability import MetricUnit, logger, metrics, traced
-
-processor = BatchProcessor(event_type=EventType.SQS)
+from success_metrics.observability import MetricUnit, metrics
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -23,10 +14,4 @@ def record_handler(record: SQSRecord) -> None:
     metrics.add_metric(name="AggregateItemsApplied", unit=MetricUnit.Count, value=applied)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@traced
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+lambda_handler = sqs_consumer.handler(record_handler)
