@@ -222,9 +222,10 @@ def end_to_end() -> None:
     with mock_aws():
         from devstack.lambda_events import LambdaContext, sqs_record
         from devstack.provision import provision
-        from success_metrics import aws, caches, organizations
-        from success_metrics.exports import jobs
+        from success_metrics import aws, caches
         from success_metrics.exports.models import ExportRequest
+        from success_metrics.stores import export_jobs as jobs
+        from success_metrics.stores import organizations
 
         caches.reset_all()
         stack = provision(prefix="bench")
@@ -262,8 +263,8 @@ def end_to_end() -> None:
 
 def stored_items(count: int, org: str = "org_bench") -> list[dict[str, Any]]:
     """Items exactly as the events table holds them (the ByDay index projects them all)."""
-    from success_metrics import event_store
     from success_metrics.models.events import Event
+    from success_metrics.stores import events as event_store
 
     found = []
     for i, (row, _) in enumerate(rows(count)):

@@ -72,8 +72,10 @@ def warm_latency() -> dict[str, Any]:
 
     from devstack.lambda_events import LambdaContext, signed_ingest_event
     from devstack.provision import provision
-    from success_metrics import aws, caches, event_store, organizations, sync_queue
+    from success_metrics import aws, caches, sync_queue
     from success_metrics.models.events import Event
+    from success_metrics.stores import events as event_store
+    from success_metrics.stores import organizations
 
     results: dict[str, Any] = {}
     with mock_aws():

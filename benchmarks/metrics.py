@@ -77,9 +77,11 @@ def main() -> None:
     from devstack import demo
     from devstack.lambda_events import LambdaContext, signed_ingest_event
     from devstack.provision import provision
-    from success_metrics import aws, caches, event_store, organizations
+    from success_metrics import aws, caches
     from success_metrics.metrics import aggregator, query
     from success_metrics.models.events import Event
+    from success_metrics.stores import events as event_store
+    from success_metrics.stores import organizations
     from tests.reference_metrics import recompute
 
     with mock_aws():

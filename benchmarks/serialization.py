@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from success_metrics import event_store
 from success_metrics.models.events import Event
+from success_metrics.stores import events as event_store
 from success_metrics.stores import items
 from success_metrics.stores.deliveries import DeliveryStore
 

@@ -68,8 +68,9 @@ def main() -> None:
     from devstack.provision import provision
     from devstack.sink import Sink
     from devstack.template import functions, load
-    from success_metrics import aws, caches, destinations, organizations, sync_queue
+    from success_metrics import aws, caches, sync_queue
     from success_metrics.models.destinations import DestinationRequest
+    from success_metrics.stores import destinations, organizations
     from success_metrics.sync import router, worker
 
     batch_size = next(

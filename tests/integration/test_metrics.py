@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from devstack import demo, iam
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
-from success_metrics import aws, organizations
+from success_metrics import aws
 from success_metrics.metrics import aggregator
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import metrics as metrics_store
+from success_metrics.stores import organizations
 from tests.support import invoke_http
 from tests.support.api import authorize
 from tests.support.metrics import assert_matches_recomputation, ingest, metrics_messages
@@ -78,7 +80,7 @@ def test_a_crash_between_items_loses_and_doubles_nothing(
     events = demo.generate(200, seed=8)
     ingest(webhook_handler, org, events, batch=200)
     [(message_id, body)] = metrics_messages(stack)
-    real = aggregator._transact
+    real = metrics_store._transact
     calls = {"n": 0}
 
     def crash_after_first(pairs: list[Any]) -> int:
@@ -89,8 +91,8 @@ def test_a_crash_between_items_loses_and_doubles_nothing(
 
     # Given a first delivery that applied some counter items and crashed
     with (
-        mock.patch.object(aggregator, "TRANSACTION_ITEMS", 10),
-        mock.patch.object(aggregator, "_transact", crash_after_first),
+        mock.patch.object(metrics_store, "TRANSACTION_ITEMS", 10),
+        mock.patch.object(metrics_store, "_transact", crash_after_first),
         pytest.raises(RuntimeError),
         iam.acting_as("MetricsAggregateFunction"),
     ):

@@ -56,9 +56,9 @@ def test_the_package_keeps_its_import_contract() -> None:
             "success_metrics.stores is not allowed to import success_metrics.gdpr.erasure",
         ),
         (
-            "event_store.py",
+            "stores/events.py",
             "import devstack  # noqa",
-            "success_metrics.event_store -> devstack",
+            "success_metrics.stores.events -> devstack",
         ),
     ],
 )
@@ -68,3 +68,20 @@ def test_a_back_import_breaks_the_contract(
     answer = lint_imports(copy_with(tmp_path, module, line))
     assert answer.returncode == 1, answer.stdout + answer.stderr
     assert broken in " ".join(answer.stdout.split()), answer.stdout
+
+
+def test_only_the_stores_call_dynamodb_and_s3() -> None:
+    """Every table and bucket is reached through its store (issue 16): no other module of the
+    package, and no handler, builds a DynamoDB or S3 call of its own."""
+    import re
+
+    call = re.compile(r"\baws\.(dynamodb|s3)\(\)")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for root in (PACKAGE, ROOT / "functions")
+        for path in sorted(root.rglob("*.py"))
+        if "stores" not in path.relative_to(root).parts
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if call.search(line)
+    ]
+    assert offenders == []

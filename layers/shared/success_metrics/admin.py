@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from success_metrics import destinations, organizations, sync_queue
+from success_metrics import sync_queue
 from success_metrics.errors import ValidationFailedError
 from success_metrics.http import Principal, parse_model
 from success_metrics.models.destinations import DestinationRequest
@@ -16,6 +16,7 @@ from success_metrics.models.organizations import (
     PrivacySettingsChange,
     Scope,
 )
+from success_metrics.stores import destinations, organizations
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response

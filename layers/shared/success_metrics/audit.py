@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from success_metrics import aws
 from success_metrics.errors import SuccessMetricsError, ValidationFailedError
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import audit as audit_store
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -123,46 +123,14 @@ def outcome(status: int | None) -> str:
     return "refused" if status < 500 else "failed"
 
 
-def _serialize(item: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    return {k: serializer.serialize(v) for k, v in item.items()}
-
-
-def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    found = {k: deserializer.deserialize(v) for k, v in item.items()}
-    for name in ("status", "expires_at"):
-        if name in found:
-            found[name] = int(found[name])
-    return found
-
-
 def _write(entry: Entry, status: int | None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         if status is None or entry.method in READ_METHODS:
-            aws.dynamodb().put_item(
-                TableName=get_settings().audit_table, Item=_serialize(entry.item(status))
-            )
+            audit_store.put(entry.item(status))
         else:
-            values: dict[str, Any] = {":status": status, ":outcome": outcome(status)}
-            update = "SET #status = :status, outcome = :outcome"
-            if entry.resource_id:
-                values[":resource"] = entry.resource_id
-                update += ", resource_id = :resource"
-            aws.dynamodb().update_item(
-                TableName=get_settings().audit_table,
-                Key=_serialize({"org_id": entry.org_id, "sk": entry.sk}),
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(sk)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=_serialize(values),
-            )
+            audit_store.complete(entry.org_id, entry.sk, status, outcome(status), entry.resource_id)
     except (ClientError, BotoCoreError) as exc:
         code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
         logger.error("audit write failed", extra={"error_code": code, "route": entry.route})
@@ -352,7 +320,7 @@ def list_records(org_id: str, params: dict[str, str]) -> dict[str, Any]:
     if low > high:
         raise ValidationFailedError("from is after to")
     names: dict[str, str] = {}
-    values: dict[str, Any] = {":org": org_id, ":low": low, ":high": high}
+    values: dict[str, Any] = {}
     filters: list[str] = []
     for name in ("key_id", "route", "method"):
         if name in params:
@@ -372,31 +340,19 @@ def list_records(org_id: str, params: dict[str, str]) -> dict[str, Any]:
         else:
             values[":status"] = int(status)
             filters.append("#status = :status")
-    query: dict[str, Any] = {
-        "TableName": get_settings().audit_table,
-        "KeyConditionExpression": "org_id = :org AND sk BETWEEN :low AND :high",
-        "ExpressionAttributeValues": _serialize(values),
-        "ScanIndexForward": False,
-    }
-    if filters:
-        query["FilterExpression"] = " AND ".join(filters)
-    if names:
-        query["ExpressionAttributeNames"] = names
-    if "cursor" in params:
-        start = _uncursor(params["cursor"])
-        query["ExclusiveStartKey"] = _serialize({"org_id": org_id, "sk": start})
-    records: list[dict[str, Any]] = []
-    last: str | None = None
-    for _ in range(MAX_QUERY_PAGES):
-        # Each page evaluates at most what is still wanted, so a page never overshoots.
-        page = aws.dynamodb().query(**query, Limit=limit - len(records))
-        records.extend(_public(_deserialize(i)) for i in page.get("Items", []))
-        evaluated = page.get("LastEvaluatedKey")
-        last = _deserialize(evaluated)["sk"] if evaluated else None
-        if last is None or len(records) >= limit:
-            break
-        query["ExclusiveStartKey"] = evaluated
+    start = _uncursor(params["cursor"]) if "cursor" in params else None
+    found, last = audit_store.query(
+        org_id, low, high, filters, names, values, start, limit, MAX_QUERY_PAGES
+    )
+    records = [_public(_numbers(i)) for i in found]
     return {"records": records, "next_cursor": _cursor(last) if last else None}
+
+
+def _numbers(item: dict[str, Any]) -> dict[str, Any]:
+    for name in ("status", "expires_at"):
+        if name in item:
+            item[name] = int(item[name])
+    return item
 
 
 def _public(item: dict[str, Any]) -> dict[str, Any]:

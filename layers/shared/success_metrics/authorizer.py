@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from success_metrics import organizations
 from success_metrics.errors import UnauthenticatedError
 from success_metrics.observability import logger
+from success_metrics.stores import organizations
 
 MAX_HEADER = 512
 

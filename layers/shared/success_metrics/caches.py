@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def reset_all() -> None:
-    from success_metrics import aws, ingest, organizations, secret_box, settings
+    from success_metrics import aws, ingest, secret_box, settings
+    from success_metrics.stores import organizations
 
     settings.reset_settings()
     aws.reset_clients()

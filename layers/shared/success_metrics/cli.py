@@ -110,7 +110,7 @@ def _from_stack_outputs(stack_name: str) -> None:
 
 
 def cmd_org_create(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     created = organizations.create_organization(args.name, org_id=args.org_id)
     data = {
@@ -130,7 +130,7 @@ def cmd_org_create(args: argparse.Namespace) -> None:
 
 
 def cmd_org_show(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     org = organizations.get_organization(args.org_id, fresh=True)
     data = org.model_dump(mode="json", exclude={"webhook_secrets"})
@@ -139,7 +139,7 @@ def cmd_org_show(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_limits(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     if all(
         v is None
@@ -180,7 +180,7 @@ def cmd_org_set_margin(args: argparse.Namespace) -> None:
 
     from pydantic import ValidationError
 
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     try:
         org = organizations.set_gross_margin(args.org_id, Decimal(args.margin))
@@ -194,7 +194,7 @@ def cmd_org_set_margin(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_slack(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     # Checked by set_slack_webhook: https, a host in SLACK_ALLOWED_HOSTS, public addresses.
     org = organizations.set_slack_webhook(args.org_id, None if args.url == "none" else args.url)
@@ -205,7 +205,7 @@ def cmd_org_set_slack(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_privacy(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     if args.anonymise_all is None and args.anonymise_unknown_country is None:
         raise CliError("give --anonymise-all and/or --anonymise-unknown-country (on or off)")
@@ -243,8 +243,8 @@ def cmd_org_set_alert(args: argparse.Namespace) -> None:
 
     from pydantic import ValidationError
 
-    from success_metrics import organizations
     from success_metrics.models.organizations import AlertRule
+    from success_metrics.stores import organizations
 
     try:
         rule = AlertRule(metric=args.metric, op=args.op, value=Decimal(args.value))
@@ -260,7 +260,7 @@ def cmd_org_set_alert(args: argparse.Namespace) -> None:
 
 
 def cmd_org_clear_alerts(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     org = organizations.clear_alerts(args.org_id, args.metric)
     _print(
@@ -271,7 +271,7 @@ def cmd_org_clear_alerts(args: argparse.Namespace) -> None:
 
 
 def cmd_key_create(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     scopes = [Scope(s) for s in (args.scope or [s.value for s in ALL_SCOPES])]
     created = organizations.create_api_key(args.org_id, scopes, args.description or "")
@@ -284,7 +284,7 @@ def cmd_key_create(args: argparse.Namespace) -> None:
 
 
 def cmd_key_list(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     keys = [
         k.model_dump(mode="json", exclude={"secret_sha256"})
@@ -299,7 +299,7 @@ def cmd_key_list(args: argparse.Namespace) -> None:
 
 
 def cmd_key_revoke(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     record = organizations.revoke_api_key(args.org_id, args.key_id)
     _print(
@@ -310,7 +310,7 @@ def cmd_key_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_secret_rotate(args: argparse.Namespace) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     secret = organizations.rotate_webhook_secret(args.org_id)
     _print(
@@ -549,9 +549,9 @@ def cmd_dlq_replay(args: argparse.Namespace) -> None:
 
 
 def cmd_dest_put(args: argparse.Namespace) -> None:
-    from success_metrics import destinations
     from success_metrics.http import parse_model
     from success_metrics.models.destinations import DestinationRequest
+    from success_metrics.stores import destinations
 
     try:
         settings = json.loads(args.settings)
@@ -572,7 +572,7 @@ def cmd_dest_put(args: argparse.Namespace) -> None:
 
 
 def cmd_dest_list(args: argparse.Namespace) -> None:
-    from success_metrics import destinations
+    from success_metrics.stores import destinations
 
     found = [
         destinations.view(d).model_dump(mode="json") for d in destinations.list_all(args.org_id)
@@ -585,7 +585,7 @@ def cmd_dest_list(args: argparse.Namespace) -> None:
 
 
 def cmd_dest_remove(args: argparse.Namespace) -> None:
-    from success_metrics import destinations
+    from success_metrics.stores import destinations
 
     destinations.delete(args.org_id, args.dest_id)
     _print(args, {"dest_id": args.dest_id, "removed": True}, f"removed {args.dest_id}")
@@ -595,8 +595,8 @@ def cmd_dest_validate(args: argparse.Namespace) -> None:
     """GA4: send a sample event to /debug/mp/collect and show its validation messages."""
     import time
 
-    from success_metrics import destinations
     from success_metrics.settings import get_settings
+    from success_metrics.stores import destinations
     from success_metrics.sync import platforms, ssrf
 
     dest = destinations.get(args.org_id, args.dest_id)
@@ -1101,7 +1101,8 @@ def _run(args: argparse.Namespace) -> None:
     if not getattr(args, "audited", False):
         args.func(args)
         return
-    from success_metrics import audit, organizations
+    from success_metrics import audit
+    from success_metrics.stores import organizations
 
     if args.group == "org" and args.cmd == "create":
         args.org_id = organizations.new_org_id()

@@ -18,16 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from success_metrics import (
-    aws,
-    consent,
-    event_store,
-    organizations,
-    rate_limit,
-    signing,
-    strict_json,
-    sync_queue,
-)
+from success_metrics import signing, strict_json, sync_queue
 from success_metrics.errors import (
     ConflictError,
     NotFoundError,
@@ -46,10 +37,11 @@ from success_metrics.models.events import (
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, current_function, logger, metrics
 from success_metrics.settings import get_settings
-from success_metrics.stores import mentions
+from success_metrics.stores import consent, mentions, organizations, rate_limit
+from success_metrics.stores import events as event_store
 
 if TYPE_CHECKING:
-    from success_metrics.gdpr.suppression import Identity
+    from success_metrics.stores.suppression import Identity
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
 MAX_EVENT_BYTES = 64 * 1024
@@ -228,7 +220,7 @@ def _without_suppressed(
     organizations that have erased someone pay for the look-up."""
     if not org.has_suppressions:
         return valid, 0
-    from success_metrics.gdpr import suppression
+    from success_metrics.stores import suppression
 
     gone = suppression.suppressed(org, (i for s in valid for i in _ids(s)))
     kept = [s for s in valid if not gone.intersection(_ids(s))]
@@ -305,17 +297,11 @@ def _answer(result: IngestResult) -> dict[str, Any]:
 
 @cache
 def _idempotency() -> tuple[Any, Any]:
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-    )
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-    store = DynamoDBPersistenceLayer(
-        table_name=get_settings().control_table,
-        key_attr="pk",
-        expiry_attr="expires_at",
-        boto3_client=aws.dynamodb(),
-    )
+    from success_metrics.stores import control  # on the first request: Powertools' module
+
+    store = control.idempotency_persistence()
     config = IdempotencyConfig(
         event_key_jmespath="[org_id, webhook_id]",
         payload_validation_jmespath="body_sha256",

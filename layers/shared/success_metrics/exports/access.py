@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from success_metrics import consent, organizations
 from success_metrics.errors import NotFoundError
-from success_metrics.exports import datasets
 from success_metrics.exports.models import Compression, Dataset, ExportRequest, Format
+from success_metrics.stores import consent, organizations
+from success_metrics.stores import events as events_store
 
 
 def request(org_id: str, body: Any, today: date) -> ExportRequest:
@@ -43,7 +43,8 @@ def request(org_id: str, body: Any, today: date) -> ExportRequest:
 def gather(org_id: str, user: str, now: float) -> dict[str, Any]:
     """The small part of an access export, and how many events the user has."""
     event_ids = [
-        key["pk"]["S"].split("#", 1)[1] for _, key in datasets.user_event_keys(org_id, user, None)
+        key["pk"]["S"].split("#", 1)[1]
+        for _, key in events_store.user_event_keys(org_id, user, None)
     ]
     rows: list[dict[str, Any]] = []
     try:

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from success_metrics import organizations, rate_limit
 from success_metrics.errors import ConflictError, GoneError, ValidationFailedError
-from success_metrics.exports import jobs, links
+from success_metrics.exports import links
 from success_metrics.exports.models import (
     ACTIVE,
     Dataset,
@@ -26,6 +25,8 @@ from success_metrics.http import Principal, parse_model
 from success_metrics.models.organizations import Scope
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import export_jobs as jobs
+from success_metrics.stores import organizations, rate_limit
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -212,7 +213,7 @@ def download_caller(
 
 def download(job: jobs.Job, now: float) -> str:
     """A fresh presigned URL for the file of `job`, when there is one."""
-    from success_metrics import aws
+    from success_metrics.stores.export_files import ExportFiles
 
     export_id = job.export_id
     if job.status is not Status.SUCCEEDED:
@@ -221,14 +222,8 @@ def download(job: jobs.Job, now: float) -> str:
         raise GoneError(f"the file of export {export_id} has been withdrawn")
     if int(job.file["expires_at"]) <= now:
         raise GoneError(f"the file of export {export_id} has expired; request a new export")
-    url: str = aws.s3().generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": get_settings().exports_bucket,
-            "Key": job.file["key"],
-            "ResponseContentDisposition": f'attachment; filename="{job.file["name"]}"',
-        },
-        ExpiresIn=get_settings().download_url_seconds,
+    url = ExportFiles.default().download_url(
+        job.file["key"], job.file["name"], get_settings().download_url_seconds
     )
     metrics.add_metric(name="ExportDownloads", unit=MetricUnit.Count, value=1)
     return url

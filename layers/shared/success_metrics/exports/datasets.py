@@ -10,21 +10,17 @@ time order and `(day, last sort key)` is the whole cursor.
 from __future__ import annotations
 
 import heapq
-import itertools
 import json
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from success_metrics import aws
-from success_metrics.event_store import SHARDS
 from success_metrics.exports.models import Dataset, Filters
 from success_metrics.metrics.periods import Granularity
-from success_metrics.settings import get_settings
-from success_metrics.stores import batch as batches
+from success_metrics.stores import events as events_store
+from success_metrics.stores.events import SHARDS
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -124,61 +120,6 @@ def days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-# The SHARDS queries of a day run at once, each one page ahead of the writer: reading is
-# network-bound, and at most 2 x SHARDS pages (<= 1 MB each) are in memory.
-_READERS = ThreadPoolExecutor(max_workers=2 * SHARDS, thread_name_prefix="export-read")
-
-
-def _shard_items(
-    org_id: str, day: date, shard: int, after: str | None, filters: Filters, now: float
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    condition = "day_pk = :pk" + (" AND day_sk > :after" if after else "")
-    values: dict[str, Any] = {
-        ":pk": {"S": f"{org_id}#{day.isoformat()}#{shard:02d}"},
-        ":now": {"N": str(int(now))},
-    }
-    if after:
-        values[":after"] = {"S": after}
-    wanted = ["expires_at > :now"]
-    if filters.types:
-        names = []
-        for i, event_type in enumerate(filters.types):
-            values[f":t{i}"] = {"S": event_type}
-            names.append(f":t{i}")
-        wanted.append(f"#type IN ({', '.join(names)})")
-    if filters.user_type:
-        values[":ut"] = {"S": filters.user_type.value}
-        wanted.append("user_type = :ut")
-    request: dict[str, Any] = {
-        "TableName": get_settings().events_table,
-        "IndexName": "ByDay",
-        "KeyConditionExpression": condition,
-        "FilterExpression": " AND ".join(wanted),
-        "ExpressionAttributeValues": values,
-        "ProjectionExpression": "day_sk, body",
-    }
-    if filters.types:
-        request["ExpressionAttributeNames"] = {"#type": "type"}
-    client = aws.dynamodb()
-    # Submitted now, not on the first next(): the day's shards load side by side.
-    return _pages(client, request, _READERS.submit(client.query, **request))
-
-
-def _pages(
-    client: Any, request: dict[str, Any], pending: Future[Any]
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    while True:
-        page = pending.result()
-        if "LastEvaluatedKey" in page:
-            # Read ahead: the next page loads while this one is written out.
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            pending = _READERS.submit(client.query, **request)
-        for item in page["Items"]:
-            yield item["day_sk"]["S"], item
-        if "LastEvaluatedKey" not in page:
-            return
-
-
 def event_rows(
     org_id: str, first: date, last: date, filters: Filters, cursor: Cursor | None, now: float
 ) -> Iterator[tuple[Row, Cursor]]:
@@ -186,7 +127,9 @@ def event_rows(
     start = date.fromisoformat(cursor["day"]) if cursor else first
     for day in days(start, last):
         after = cursor["after"] if cursor and day == start else None
-        streams = [_shard_items(org_id, day, s, after, filters, now) for s in range(SHARDS)]
+        streams = [
+            events_store.shard_items(org_id, day, s, after, filters, now) for s in range(SHARDS)
+        ]
         for sort_key, item in heapq.merge(*streams, key=lambda pair: pair[0]):
             yield (
                 event_row(json.loads(item["body"]["S"])),
@@ -254,8 +197,8 @@ def metric_rows(result: dict[str, Any], summary: bool) -> Iterator[Row]:
 def metrics_result(
     org_id: str, first: date, last: date, granularity: Granularity, now: float
 ) -> dict[str, Any]:
-    from success_metrics import organizations
     from success_metrics.metrics import query
+    from success_metrics.stores import organizations
 
     org = organizations.get_organization(org_id)
     request = query.MetricsQuery.model_validate(
@@ -283,7 +226,7 @@ def day_counts(
     With a type filter only those types count; a user-type filter scales each day by that user
     type's share, so it is an estimate, never a promise.
     """
-    from success_metrics.metrics.query import read_counters
+    from success_metrics.stores.metrics import read_counters
 
     counts: dict[date, int] = {}
     for day, counters in read_counters(org_id, last, now).items():
@@ -306,50 +249,6 @@ def day_counts(
 # ------------------------------------------------------------------ access requests
 
 
-def user_event_keys(
-    org_id: str, user: str, after: str | None
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(user sort key, base-table key) of the user's events, oldest first (ByUser is keys
-    only: the events themselves are read in batches)."""
-    request: dict[str, Any] = {
-        "TableName": get_settings().events_table,
-        "IndexName": "ByUser",
-        "KeyConditionExpression": "user_pk = :pk" + (" AND user_sk > :after" if after else ""),
-        "ExpressionAttributeValues": {":pk": {"S": f"{org_id}#{user}"}},
-    }
-    if after:
-        request["ExpressionAttributeValues"][":after"] = {"S": after}
-    client = aws.dynamodb()
-    while True:
-        page = client.query(**request)
-        for item in page["Items"]:
-            yield item["user_sk"]["S"], {"pk": item["pk"]}
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def user_events(
-    org_id: str, user: str, after: str | None, now: float
-) -> Iterator[tuple[dict[str, Any], str]]:
-    """The user's stored event documents, oldest first, with the sort key of each."""
-    table = get_settings().events_table
-    client = aws.dynamodb()
-    keys = user_event_keys(org_id, user, after)
-    while True:
-        batch = list(itertools.islice(keys, 100))
-        if not batch:
-            return
-        found = {
-            item["pk"]["S"]: json.loads(item["body"]["S"])
-            for item in batches.get(client, table, [k for _, k in batch])
-            if int(item["expires_at"]["N"]) > now
-        }
-        for sort_key, key in batch:
-            if key["pk"]["S"] in found:
-                yield found[key["pk"]["S"]], sort_key
-
-
 def access_rows(
     org_id: str, user: str, extra: list[Row], cursor: Cursor | None, now: float
 ) -> Iterator[tuple[Row, Cursor]]:
@@ -358,7 +257,7 @@ def access_rows(
     phase = (cursor or {}).get("phase", "events")
     if phase == "events":
         after = (cursor or {}).get("after")
-        for doc, sort_key in user_events(org_id, user, after, now):
+        for doc, sort_key in events_store.user_events(org_id, user, after, now):
             row = {
                 "record": "event",
                 "at": _instant(doc["occurred_at"]),

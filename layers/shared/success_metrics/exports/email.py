@@ -16,10 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from success_metrics import aws
-from success_metrics.exports import jobs
 from success_metrics.exports.summary_sheet import headline
 from success_metrics.observability import logger
 from success_metrics.settings import get_settings
+from success_metrics.stores import export_jobs as jobs
 
 
 def _fmt(value: Any, number_format: str | None) -> str:

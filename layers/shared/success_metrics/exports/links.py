@@ -14,9 +14,9 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
-from success_metrics import organizations
 from success_metrics.errors import GoneError, NotFoundError, UnauthenticatedError
-from success_metrics.exports import jobs
+from success_metrics.stores import export_jobs as jobs
+from success_metrics.stores import organizations
 
 PURPOSE = "export-download-links"
 MAX_TOKEN = 256

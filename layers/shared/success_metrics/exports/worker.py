@@ -33,17 +33,19 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from success_metrics import aws
-from success_metrics.exports import access, datasets, jobs, links, summary_sheet, writers
+from success_metrics.exports import access, datasets, links, summary_sheet, writers
 from success_metrics.exports import email as emails
 from success_metrics.exports.models import CONTENT_TYPES, Compression, Dataset, Format, Status
 from success_metrics.metrics.periods import Granularity
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import export_jobs as jobs
 from success_metrics.stores.export_files import ExportFiles, UploadGone
 
 COPY_MAX = 5 * 1024**3  # S3's largest UploadPartCopy range
@@ -77,7 +79,7 @@ class Budget:
 
 
 def files() -> ExportFiles:
-    return ExportFiles(aws.s3(), get_settings().exports_bucket)
+    return ExportFiles.default()
 
 
 def file_name(job: jobs.Job) -> str:
@@ -98,19 +100,25 @@ def work_prefix(job: jobs.Job) -> str:
     return f"work/{job.org_id}/{job.export_id}/"
 
 
-def mode(job: jobs.Job) -> str:
-    """final: one text slice written straight to the file; slices: text slices joined at the
-    end; spool: XLSX, whose slices are typed NDJSON rendered into the workbook at the end."""
+class Mode(StrEnum):
+    """How a job's slices become its file."""
+
+    FINAL = "final"  # one text slice written straight to the file
+    SLICES = "slices"  # text slices joined at the end (UploadPartCopy and glue)
+    SPOOL = "spool"  # XLSX: slices are typed NDJSON rendered into the workbook at the end
+
+
+def mode(job: jobs.Job) -> Mode:
     if job.request.format is Format.XLSX:
-        return "spool"
+        return Mode.SPOOL
     assert job.plan is not None
-    return "final" if len(job.plan["slices"]) == 1 else "slices"
+    return Mode.FINAL if len(job.plan["slices"]) == 1 else Mode.SLICES
 
 
 def slice_key(job: jobs.Job, index: int) -> str:
-    if mode(job) == "final":
+    if mode(job) is Mode.FINAL:
         return file_key(job)
-    suffix = ".ndjson" if mode(job) == "spool" else ""
+    suffix = ".ndjson" if mode(job) is Mode.SPOOL else ""
     return f"{work_prefix(job)}slice-{index:05d}{suffix}"
 
 
@@ -414,8 +422,8 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
     r = job.request
     slice_mode = mode(job)
     key = slice_key(job, index)
-    fmt = "ndjson" if slice_mode == "spool" else r.format.value
-    gzip = r.compression is Compression.GZIP and slice_mode != "spool"
+    fmt = "ndjson" if slice_mode is Mode.SPOOL else r.format.value
+    gzip = r.compression is Compression.GZIP and slice_mode is not Mode.SPOOL
     checkpoint = dict(state.checkpoint or {})
     seq = state.seq
     if checkpoint.get("completing"):
@@ -430,7 +438,7 @@ def run_slice(job: jobs.Job, index: int, budget: Budget) -> None:
         seq += 1
     upload_id = checkpoint["upload_id"]
     writer = writers.text_writer(
-        fmt, column_names(job), int(checkpoint["rows"]), framed=slice_mode == "final"
+        fmt, column_names(job), int(checkpoint["rows"]), framed=slice_mode is Mode.FINAL
     )
     done_so_far = {"parts": int(checkpoint["parts"]), "bytes": int(checkpoint["bytes"]), "seq": seq}
 
@@ -503,8 +511,8 @@ def _complete_slice(
             finish(current)
 
 
-def _content_type(job: jobs.Job, slice_mode: str) -> str:
-    if slice_mode != "final":
+def _content_type(job: jobs.Job, slice_mode: Mode) -> str:
+    if slice_mode is not Mode.FINAL:
         return "application/octet-stream"
     if job.request.compression is Compression.GZIP:
         return "application/gzip"
@@ -534,7 +542,7 @@ class _Assembler:
         # Each part's ETag, or the server-side copy that will give it (they run side by
         # side; only their ETags are needed, at completion).
         self.parts: list[str | Future[str]] = []
-        self.upload_id = self.files.start_upload(key, _content_type(job, "final"))
+        self.upload_id = self.files.start_upload(key, _content_type(job, Mode.FINAL))
 
     def _flush(self) -> None:
         number = len(self.parts) + 1
@@ -674,10 +682,10 @@ def finish(job: jobs.Job) -> None:
         files().abort(file_key(job), job.final_upload)
     data = snapshot(job)
     slice_mode = mode(job)
-    if slice_mode == "spool":
+    if slice_mode is Mode.SPOOL:
         size, sha256 = _render(job, data["month"])
     else:
-        if slice_mode == "slices":
+        if slice_mode is Mode.SLICES:
             _assemble(job)
         size, sha256 = _hash(file_key(job))
     now = time.time()
@@ -703,7 +711,7 @@ def finish(job: jobs.Job) -> None:
         "finished_at": int(now),
         "expires_at": expires_at,
     }
-    if slice_mode == "spool":
+    if slice_mode is Mode.SPOOL:
         manifest["sheets"] = [summary_sheet.TITLE, *_sheet_names(rows)]
     files().put_json(manifest_key(job), manifest, indent=2)
     file = {

@@ -44,22 +44,23 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from success_metrics import aws, destinations, organizations, rate_limit, secret_box
+from success_metrics import aws, secret_box
 from success_metrics.errors import NotFoundError
-from success_metrics.gdpr import suppression
-from success_metrics.gdpr.suppression import Identity, Kind
 from success_metrics.metrics.contributions import clean, contribution
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
-from success_metrics.stores import batch
+from success_metrics.stores import claims as claims_store
+from success_metrics.stores import destinations, organizations, rate_limit, suppression
+from success_metrics.stores import events as events_store
+from success_metrics.stores import privacy as privacy_store
 from success_metrics.stores.mentions import MentionStore
+from success_metrics.stores.suppression import Identity, Kind
 
 STEPS = ("events", "consent", "deliveries", "references", "exports", "mixpanel", "ga4")
 SYSTEMS = ("suppression", "events", "metric_claims", *STEPS[1:])
@@ -185,23 +186,11 @@ def new_erasure_id(now: float) -> str:
 # ------------------------------------------------------------------ storage
 
 
-def _key(org_id: str, erasure_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"erasure#{org_id}"}, "sk": {"S": erasure_id}}
-
-
 def _load(org_id: str, erasure_id: str) -> tuple[Erasure, str | None]:
-    item = (
-        aws.dynamodb()
-        .get_item(
-            TableName=get_settings().privacy_table,
-            Key=_key(org_id, erasure_id),
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
-    if item is None or int(item["expires_at"]["N"]) <= time.time():
+    record = privacy_store.load_job(org_id, erasure_id)
+    if record is None or record.expires_at <= time.time():
         raise NotFoundError(f"erasure {erasure_id} does not exist")
-    return Erasure.model_validate_json(item["doc"]["S"]), item.get("subject", {}).get("S")
+    return Erasure.model_validate_json(record.doc), record.subject
 
 
 def get(org_id: str, erasure_id: str) -> Erasure:
@@ -211,25 +200,20 @@ def get(org_id: str, erasure_id: str) -> Erasure:
 def _save(job: Erasure, subject: Subject | None, retention_days: int, now: float) -> Erasure:
     """Write the record if nobody else did since it was read; the subject only while it runs."""
     saved = job.model_copy(update={"version": job.version + 1, "updated_at": now})
-    item: dict[str, Any] = {
-        **_key(job.org_id, job.erasure_id),
-        "doc": {"S": saved.model_dump_json()},
-        "version": {"N": str(saved.version)},
-        "expires_at": {"N": str(int(now) + retention_days * 86400)},
-    }
+    sealed = None
     if subject is not None:
-        item["subject"] = {"S": secret_box.seal_large(subject.model_dump_json(), job.org_id)}
+        sealed = secret_box.seal_large(subject.model_dump_json(), job.org_id)
     try:
-        aws.dynamodb().put_item(
-            TableName=get_settings().privacy_table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk) OR version = :v",
-            ExpressionAttributeValues={":v": {"N": str(job.version)}},
+        privacy_store.save_job(
+            job.org_id,
+            job.erasure_id,
+            saved.model_dump_json(),
+            saved.version,
+            int(now) + retention_days * 86400,
+            sealed,
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise Stale(job.erasure_id) from exc
-        raise
+    except privacy_store.VersionConflict as exc:
+        raise Stale(job.erasure_id) from exc
     return saved
 
 
@@ -382,7 +366,8 @@ class _Run:
                 cursor = {"actor": index + 1}
                 self.job.cursor = cursor
                 continue
-            self._erase([d for d in _read_events(k for _, k in page) if self.subject.owns(d)])
+            docs = events_store.read_documents(self.org.org_id, (_event_id(k) for _, k in page))
+            self._erase([d for d in docs if self.subject.owns(d)])
             cursor = {"actor": index, "after": page[-1][0]}
             self.job.cursor = cursor
             self.save()
@@ -390,7 +375,7 @@ class _Run:
                 return False
         if self.subject.kind == "user":
             user = clean(self.subject.user, 128)
-            self.job.systems["metric_claims"].count += _delete_claims(
+            self.job.systems["metric_claims"].count += claims_store.delete_existing(
                 self.org.org_id, [f"once|converted|{user}"]
             )
         # The other ids, and the pseudonyms anonymised deliveries carry, are suppressed too
@@ -418,8 +403,8 @@ class _Run:
         if self.subject != before:
             self.save()
         claims = self.job.systems["metric_claims"]
-        claims.count += _delete_claims(self.org.org_id, self._claim_keys(docs))
-        _delete_events([{"pk": {"S": f"{self.org.org_id}#{d['id']}"}} for d in docs])
+        claims.count += claims_store.delete_existing(self.org.org_id, self._claim_keys(docs))
+        events_store.delete(self.org.org_id, (str(d["id"]) for d in docs))
         # Their entries in the mention index name their ids (which may hold the subject's).
         self.mention_index().forget_events(docs)
         self.job.systems["events"].count += len(docs)
@@ -469,9 +454,7 @@ class _Run:
     def step_consent(self) -> bool:
         progress = self.system("consent")
         for raw in self.subject.raw_ids():
-            progress.count += _delete_partition(
-                get_settings().privacy_table, f"{self.org.org_id}#{raw}"
-            )
+            progress.count += privacy_store.delete_partition(f"{self.org.org_id}#{raw}")
         self.finish_system("consent")
         return True
 
@@ -500,21 +483,19 @@ class _Run:
         needles = sorted(self.needles())
         progress = self.system("references")
         index = self.mention_index()
-        table = get_settings().events_table
         cursor = self.job.cursor
         while int(cursor.get("needle", 0)) < len(needles):
             needle = needles[int(cursor.get("needle", 0))]
             start = cursor.get("after")  # (a job begun before the index had a scan's key)
             ids, after = index.page(needle, start if isinstance(start, str) else None, PAGE)
-            keys = [{"pk": {"S": f"{self.org.org_id}#{i}"}} for i in ids]
             own = []
-            for doc in _read_events(keys):
+            for doc in events_store.read_documents(self.org.org_id, ids):
                 if self.subject.owns(doc):
                     own.append(doc)
                     continue
                 cleaned = _scrub_event(doc, identities, set(needles))
                 if cleaned != doc:
-                    _rewrite_body(table, {"S": f"{self.org.org_id}#{doc['id']}"}, cleaned)
+                    events_store.rewrite_body(self.org.org_id, cleaned)
                     progress.count += 1
             self._erase(own, discover=False)
             index.forget(needle, ids)
@@ -533,20 +514,14 @@ class _Run:
         return True
 
     def mention_index(self) -> MentionStore:
-        from success_metrics import event_store
-
-        return MentionStore(
-            aws.dynamodb(),
-            get_settings().privacy_table,
-            self.org.org_id,
-            organizations.derived_key(self.org, event_store.MENTION_KEY_PURPOSE),
-        )
+        return MentionStore.of(self.org)
 
     # -- 5. export files
 
     def step_exports(self) -> bool:
-        from success_metrics.exports import jobs, worker
+        from success_metrics.exports import worker
         from success_metrics.exports.models import ACTIVE, Dataset, Status
+        from success_metrics.stores import export_jobs as jobs
 
         progress = self.system("exports")
         now = time.time()
@@ -768,6 +743,11 @@ def work(org_id: str, erasure_id: str, remaining_ms: Callable[[], int], receive_
 # ------------------------------------------------------------------ table helpers
 
 
+def _event_id(key: dict[str, Any]) -> str:
+    """The event id of an events-table key (`<org>#<event id>`)."""
+    return str(key["pk"]["S"]).split("#", 1)[1]
+
+
 def _add(values: list[str], value: str) -> None:
     if value not in values:
         values.append(value)
@@ -776,71 +756,13 @@ def _add(values: list[str], value: str) -> None:
 def _user_keys(
     org_id: str, actor: str, after: str | None, limit: int
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    from success_metrics.exports import datasets
 
-    keys = datasets.user_event_keys(org_id, actor, after)
+    keys = events_store.user_event_keys(org_id, actor, after)
     for _ in range(limit):
         found = next(keys, None)
         if found is None:
             return
         yield found
-
-
-def _read_events(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stored documents of these keys, expired or not (erasure removes everything)."""
-    table = get_settings().events_table
-    wanted = list(keys)
-    if not wanted:
-        return []
-    items = batch.get(aws.dynamodb(), table, wanted, consistent=True)
-    return [json.loads(i["body"]["S"]) for i in items]
-
-
-def _batch_delete(table: str, keys: list[dict[str, Any]]) -> int:
-    return batch.delete(aws.dynamodb(), table, keys)
-
-
-def _delete_events(keys: list[dict[str, Any]]) -> None:
-    _batch_delete(get_settings().events_table, keys)
-
-
-def _delete_claims(org_id: str, claim_keys: list[str]) -> int:
-    """Delete the claims among `claim_keys` that exist; returns how many existed."""
-    table = get_settings().metrics_claims_table
-    wanted = [{"pk": {"S": f"{org_id}|{k}"}} for k in dict.fromkeys(claim_keys)]
-    items = batch.get(aws.dynamodb(), table, wanted, projection="pk")
-    return _batch_delete(table, [{"pk": i["pk"]} for i in items])
-
-
-def _delete_partition(table: str, pk: str) -> int:
-    pages = (
-        aws.dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
-            ProjectionExpression="pk, sk",
-        )
-    )
-    keys = [{"pk": i["pk"], "sk": i["sk"]} for page in pages for i in page["Items"]]
-    return _batch_delete(table, keys)
-
-
-def _rewrite_body(table: str, key: Any, doc: dict[str, Any]) -> None:
-    try:
-        aws.dynamodb().update_item(
-            TableName=table,
-            Key={"pk": key},
-            UpdateExpression="SET body = :body",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={
-                ":body": {"S": json.dumps(doc, separators=(",", ":"), ensure_ascii=False)}
-            },
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
 
 
 def _scrub(value: Any, needles: set[str]) -> Any:

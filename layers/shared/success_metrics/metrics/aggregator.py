@@ -10,107 +10,21 @@ For each SQS message of accepted events:
    a transaction together with an "applied" marker for (message, item): a redelivered message
    finds the markers and cannot apply anything twice, and a crash between items loses nothing.
 
-Transactions touch only the metrics table, which holds counters and markers but no events, so
+The claims live in `stores.claims`, the counters and markers in `stores.metrics`. Transactions
+touch only the metrics table, which holds counters and markers but no events, so
 they stay cheap on AWS (2 WCU per item) and on moto (whose transactions copy the tables they use).
 """
 
 from __future__ import annotations
 
-import calendar
-import hashlib
-import json
 import time
-from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from success_metrics import aws
 from success_metrics.metrics.contributions import Contribution, Token, contribution
-from success_metrics.settings import get_settings
-from success_metrics.stores import batch
-
-AGG_SHARDS = 4
-APPLIED_TTL_SECONDS = 30 * 86400  # longer than SQS retention (14 days) plus a DLQ replay
-BATCH_GET = 100
-TRANSACTION_ITEMS = 50  # each item is an update and its marker: 100 actions, the API maximum
-
-
-def shard_of(message_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:2], "big") % AGG_SHARDS
-
-
-def counter_key(org_id: str, shard: int, day: date) -> dict[str, Any]:
-    return {"pk": {"S": f"agg#{org_id}#{shard}"}, "sk": {"S": day.isoformat()}}
-
-
-class Claims:
-    """The claims table: one small item per counted event and per counted fact."""
-
-    def __init__(self, org_id: str, message_id: str, expires_at: int) -> None:
-        self.org_id = org_id
-        self.message_id = message_id
-        self.expires_at = expires_at
-        self.table = get_settings().metrics_claims_table
-        self.values: dict[str, dict[str, str]] = {}
-
-    def _pk(self, key: str) -> str:
-        return f"{self.org_id}|{key}"
-
-    def read(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Existing claims among `keys` (strongly consistent)."""
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, dict[str, Any]] = {}
-        requested = [{"pk": {"S": self._pk(k)}} for k in wanted]
-        for item in batch.get(aws.dynamodb(), self.table, requested, consistent=True):
-            key = item["pk"]["S"].split("|", 1)[1]
-            found[key] = {
-                "mid": item["mid"]["S"],
-                "value": json.loads(item.get("value", {}).get("S", "{}")),
-            }
-        return found
-
-    def claim(self, key: str, value: dict[str, str] | None = None) -> bool:
-        """True when this message owns the fact (now, or from an earlier delivery of it)."""
-        item: dict[str, Any] = {
-            "pk": {"S": self._pk(key)},
-            "mid": {"S": self.message_id},
-            "expires_at": {"N": str(self.expires_at)},
-        }
-        if value:
-            item["value"] = {"S": json.dumps(value, separators=(",", ":"))}
-        try:
-            aws.dynamodb().put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR mid = :mid",
-                ExpressionAttributeValues={":mid": {"S": self.message_id}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def claim_all(self, tokens: list[Token]) -> set[str]:
-        existing = self.read(t.key for t in tokens)
-        ours: set[str] = set()
-        for token in tokens:
-            if token.key in ours:
-                continue
-            found = existing.get(token.key)
-            if found is not None:
-                if found["mid"] == self.message_id:
-                    ours.add(token.key)
-                continue
-            if self.claim(token.key, token.value):
-                ours.add(token.key)
-        return ours
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.read([key]).get(key)
+from success_metrics.stores import metrics as metrics_store
+from success_metrics.stores.claims import Claims
 
 
 class Deltas:
@@ -175,75 +89,12 @@ def compute_deltas(
 
 def apply(org_id: str, message_id: str, deltas: Deltas, retention_days: int) -> int:
     """Apply each day's deltas with its (message, item) marker; returns items applied now."""
-    table = get_settings().metrics_table
-    shard = shard_of(message_id)
-    now = int(time.time())
-    pending = []
-    for day in sorted(deltas.by_day):
-        counters = {k: v for k, v in deltas.by_day[day].items() if v != 0}
-        if not counters:
-            continue
-        key = counter_key(org_id, shard, day)
-        names = {f"#a{i}": name for i, name in enumerate(counters)}
-        values: dict[str, Any] = {f":v{i}": {"N": str(v)} for i, v in enumerate(counters.values())}
-        values[":exp"] = {
-            "N": str(calendar.timegm((day + timedelta(days=retention_days)).timetuple()))
-        }
-        adds = ", ".join(f"#a{i} :v{i}" for i in range(len(counters)))
-        update = {
-            "Update": {
-                "TableName": table,
-                "Key": key,
-                "UpdateExpression": f"ADD {adds} SET expires_at = if_not_exists(expires_at, :exp)",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
-        marker = {
-            "Put": {
-                "TableName": table,
-                "Item": {
-                    "pk": {"S": f"applied#{message_id}"},
-                    "sk": {"S": f"{key['pk']['S']}#{key['sk']['S']}"},
-                    "expires_at": {"N": str(now + APPLIED_TTL_SECONDS)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        pending.append((marker, update))
-    applied = 0
-    for start in range(0, len(pending), TRANSACTION_ITEMS):
-        applied += _transact(pending[start : start + TRANSACTION_ITEMS])
-    return applied
-
-
-def _transact(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
-    while pairs:
-        try:
-            actions: list[Any] = [action for pair in pairs for action in pair]
-            aws.dynamodb().transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise
-            reasons: list[Any] = getattr(exc, "response", {}).get("CancellationReasons", [])
-            done = {
-                i // 2
-                for i, reason in enumerate(reasons)
-                if i % 2 == 0 and reason.get("Code") == "ConditionalCheckFailed"
-            }
-            if not done:
-                raise
-            # Items this message already applied on an earlier delivery: apply the rest.
-            pairs = [pair for i, pair in enumerate(pairs) if i not in done]
-            continue
-        return len(pairs)
-    return 0
+    return metrics_store.apply(org_id, message_id, deltas.by_day, retention_days)
 
 
 def handle(message_id: str, body: dict[str, Any]) -> int:
     """Count one sync-queue message's events; safe to call again for the same message."""
-    from success_metrics import organizations
-    from success_metrics.gdpr import suppression
+    from success_metrics.stores import organizations, suppression
 
     org = organizations.get_organization(body["org_id"])
     # An erased user's events still in the queue are not counted (nor claimed) any more.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from success_metrics import organizations
 from success_metrics.http import Principal, parse_model
 from success_metrics.metrics import query as metrics_query
 from success_metrics.models.organizations import Scope
+from success_metrics.stores import organizations
 
 
 def parse(params: dict[str, str]) -> metrics_query.MetricsQuery:

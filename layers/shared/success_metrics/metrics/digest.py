@@ -12,12 +12,14 @@ from typing import Any
 
 import httpx
 
-from success_metrics import organizations, slack
+from success_metrics import slack
 from success_metrics.metrics import formulas
 from success_metrics.metrics.periods import Granularity
-from success_metrics.metrics.query import build_period, read_counters
+from success_metrics.metrics.query import build_period
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import logger
+from success_metrics.stores import organizations
+from success_metrics.stores.metrics import read_counters
 
 HEADLINES = ("signups", "trials_started", "new_paying_suppliers", "sessions")
 

@@ -15,11 +15,9 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from success_metrics import aws
 from success_metrics.metrics import formulas
-from success_metrics.metrics.aggregator import AGG_SHARDS
 from success_metrics.metrics.periods import Granularity, bounds, buckets, days
-from success_metrics.settings import get_settings
+from success_metrics.stores.metrics import read_counters
 
 MAX_RANGE_DAYS = 3 * 366
 NON_ADDITIVE = ("active_users", "feature_adoption", "seasonal_conversion")
@@ -41,32 +39,6 @@ class MetricsQuery(BaseModel):
         if (self.end - self.start).days + 1 > MAX_RANGE_DAYS:
             raise ValueError("the range is at most 3 years")
         return self
-
-
-def read_counters(org_id: str, until: date, now: float) -> dict[date, dict[str, Decimal]]:
-    """Every live counter item of the organization up to `until`, summed over shards."""
-    table = get_settings().metrics_table
-    found: dict[date, dict[str, Decimal]] = {}
-    paginator = aws.dynamodb().get_paginator("query")
-    for shard in range(AGG_SHARDS):
-        pages = paginator.paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :pk AND sk <= :until",
-            FilterExpression="expires_at > :now",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"agg#{org_id}#{shard}"},
-                ":until": {"S": until.isoformat()},
-                ":now": {"N": str(int(now))},
-            },
-        )
-        for page in pages:
-            for item in page["Items"]:
-                day = date.fromisoformat(item["sk"]["S"])
-                target = found.setdefault(day, {})
-                for name, value in item.items():
-                    if "N" in value and name != "expires_at":
-                        target[name] = target.get(name, Decimal(0)) + Decimal(value["N"])
-    return found
 
 
 def _sum(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> dict[str, Decimal]:

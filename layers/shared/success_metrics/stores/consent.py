@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from success_metrics import aws
 from success_metrics.errors import NotFoundError
 from success_metrics.settings import get_settings
-from success_metrics.stores import batch
+from success_metrics.stores import batch, items
 
 PURPOSES = ("analytics", "marketing")
 DECISION = "consent.updated"
@@ -175,42 +175,39 @@ def decisions(
 
 def view(org_id: str, user_id: str, now: float, limit: int = 1000) -> dict[str, Any]:
     """GET /v1/gdpr/users/{user_id}/consent: the current state and the history, newest first."""
-    pages = (
-        aws.dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=_table(),
-            KeyConditionExpression="pk = :pk",
-            FilterExpression="expires_at > :now",
-            ExpressionAttributeValues={
-                ":pk": {"S": _pk(org_id, user_id)},
-                ":now": {"N": str(int(now))},
-            },
-            ScanIndexForward=False,
-        )
+    found = items.every(
+        aws.dynamodb(),
+        "query",
+        TableName=_table(),
+        KeyConditionExpression="pk = :pk",
+        FilterExpression="expires_at > :now",
+        ExpressionAttributeValues={
+            ":pk": {"S": _pk(org_id, user_id)},
+            ":now": {"N": str(int(now))},
+        },
+        ScanIndexForward=False,
     )
     state: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
-    for page in pages:
-        for item in page["Items"]:
-            sk = item["sk"]["S"]
-            if sk.startswith("consent#"):
-                state[sk.split("#", 1)[1]] = {
+    for item in found:
+        sk = item["sk"]["S"]
+        if sk.startswith("consent#"):
+            state[sk.split("#", 1)[1]] = {
+                "granted": item["granted"]["BOOL"],
+                "since": item["updated_at"]["S"],
+                "source_event": item["source_event"]["S"],
+                "source": item["source"]["S"],
+            }
+        elif sk.startswith("history#") and len(history) < limit:
+            history.append(
+                {
+                    "purpose": item["purpose"]["S"],
                     "granted": item["granted"]["BOOL"],
-                    "since": item["updated_at"]["S"],
+                    "occurred_at": item["occurred_at"]["S"],
                     "source_event": item["source_event"]["S"],
                     "source": item["source"]["S"],
                 }
-            elif sk.startswith("history#") and len(history) < limit:
-                history.append(
-                    {
-                        "purpose": item["purpose"]["S"],
-                        "granted": item["granted"]["BOOL"],
-                        "occurred_at": item["occurred_at"]["S"],
-                        "source_event": item["source_event"]["S"],
-                        "source": item["source"]["S"],
-                    }
-                )
+            )
     if not state and not history:
         raise NotFoundError(f"no consent is recorded for user {user_id!r}")
     return {"user_id": user_id, "current": state, "history": history}

@@ -23,6 +23,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from success_metrics import aws
+from success_metrics.errors import ValidationFailedError
+from success_metrics.settings import get_settings
 from success_metrics.stores import batch, items
 
 BY_TIME = "ByTime"
@@ -45,6 +48,11 @@ class DeliveryStore:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
+
+    @classmethod
+    def default(cls) -> DeliveryStore:
+        """The deployed table, through the shared client."""
+        return cls(aws.dynamodb(), get_settings().deliveries_table)
 
     # -- writing
 
@@ -198,8 +206,6 @@ class DeliveryStore:
             start = items.decode_cursor(cursor, key_names)
             expected = "time_pk" if status is None else "status_pk"
             if items.deserialize(start)[expected] != value:
-                from success_metrics.errors import ValidationFailedError
-
                 raise ValidationFailedError("cursor is not one this API gave for this listing")
             query["ExclusiveStartKey"] = start
         answer = self.client.query(**query)

@@ -15,6 +15,7 @@ from success_metrics.models.destinations import (
     DestinationView,
 )
 from success_metrics.settings import get_settings
+from success_metrics.stores import items
 
 
 def _key(org_id: str, dest_id: str) -> dict[str, Any]:
@@ -80,31 +81,21 @@ def save(dest: Destination) -> None:
 
 
 def get(org_id: str, dest_id: str) -> Destination:
-    item = (
-        aws.dynamodb()
-        .get_item(
-            TableName=get_settings().organizations_table,
-            Key=_key(org_id, dest_id),
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
+    item = items.get(aws.dynamodb(), get_settings().organizations_table, _key(org_id, dest_id))
     if item is None:
         raise NotFoundError(f"destination {dest_id} does not exist")
     return Destination.model_validate_json(item["doc"]["S"])
 
 
 def list_all(org_id: str) -> list[Destination]:
-    pages = (
-        aws.dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=get_settings().organizations_table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :dest)",
-            ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":dest": {"S": "DEST#"}},
-        )
+    found = items.every(
+        aws.dynamodb(),
+        "query",
+        TableName=get_settings().organizations_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :dest)",
+        ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":dest": {"S": "DEST#"}},
     )
-    return [Destination.model_validate_json(i["doc"]["S"]) for p in pages for i in p["Items"]]
+    return [Destination.model_validate_json(i["doc"]["S"]) for i in found]
 
 
 def delete(org_id: str, dest_id: str) -> None:

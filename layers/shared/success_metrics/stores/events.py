@@ -12,18 +12,22 @@ Keys (see docs/architecture.md):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from success_metrics import aws
+from success_metrics.exports.models import Filters
 from success_metrics.models.events import Event
 from success_metrics.settings import get_settings
+from success_metrics.stores import batch
 
 SHARDS = 8
 
@@ -123,7 +127,6 @@ def mentions(event: Event) -> set[str]:
 def index_mentions(org: Any, events: Sequence[Event], retention_days: int) -> int:
     """Record what these stored events mention (idempotent: a retried delivery writes the same
     entries again); returns the entries written."""
-    from success_metrics import organizations
     from success_metrics.stores.mentions import MentionStore
 
     entries = [
@@ -131,16 +134,7 @@ def index_mentions(org: Any, events: Sequence[Event], retention_days: int) -> in
     ]
     if not entries:
         return 0
-    store = MentionStore(
-        aws.dynamodb(),
-        get_settings().privacy_table,
-        org.org_id,
-        organizations.derived_key(org, MENTION_KEY_PURPOSE),
-    )
-    return store.put(entries)
-
-
-MENTION_KEY_PURPOSE = "mention-index"
+    return MentionStore.of(org).put(entries)
 
 
 def put_many(
@@ -154,3 +148,145 @@ def put_many(
         put_once(org_id, webhook_id, stored.event, stored.document, retention_days, now)
         for stored in events
     ]
+
+
+# -- GDPR erasure: reading, rewriting and deleting one organization's events by id
+
+
+def _key(org_id: str, event_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{org_id}#{event_id}"}}
+
+
+def read_documents(org_id: str, event_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The stored documents of these events (strongly consistent), expired or not: erasure
+    removes everything. Missing ids are left out."""
+    keys = [_key(org_id, e) for e in dict.fromkeys(event_ids)]
+    if not keys:
+        return []
+    found = batch.get(aws.dynamodb(), get_settings().events_table, keys, consistent=True)
+    return [json.loads(i["body"]["S"]) for i in found]
+
+
+def delete(org_id: str, event_ids: Iterable[str]) -> int:
+    keys = [_key(org_id, e) for e in dict.fromkeys(event_ids)]
+    return batch.delete(aws.dynamodb(), get_settings().events_table, keys)
+
+
+def rewrite_body(org_id: str, doc: dict[str, Any]) -> None:
+    """Replace an event's stored document (an erasure's scrubbed copy); one deleted meanwhile
+    stays deleted."""
+    try:
+        aws.dynamodb().update_item(
+            TableName=get_settings().events_table,
+            Key=_key(org_id, str(doc["id"])),
+            UpdateExpression="SET body = :body",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":body": {"S": json.dumps(doc, separators=(",", ":"), ensure_ascii=False)}
+            },
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+# -- exports and access requests: one day shard of a range, one user's events
+
+# The SHARDS queries of a day run at once, each one page ahead of the writer: reading is
+# network-bound, and at most 2 x SHARDS pages (<= 1 MB each) are in memory.
+_READERS = ThreadPoolExecutor(max_workers=2 * SHARDS, thread_name_prefix="export-read")
+
+
+def shard_items(
+    org_id: str, day: date, shard: int, after: str | None, filters: Filters, now: float
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One day shard of the `ByDay` index after `after`, filtered, read ahead a page."""
+    condition = "day_pk = :pk" + (" AND day_sk > :after" if after else "")
+    values: dict[str, Any] = {
+        ":pk": {"S": f"{org_id}#{day.isoformat()}#{shard:02d}"},
+        ":now": {"N": str(int(now))},
+    }
+    if after:
+        values[":after"] = {"S": after}
+    wanted = ["expires_at > :now"]
+    if filters.types:
+        names = []
+        for i, event_type in enumerate(filters.types):
+            values[f":t{i}"] = {"S": event_type}
+            names.append(f":t{i}")
+        wanted.append(f"#type IN ({', '.join(names)})")
+    if filters.user_type:
+        values[":ut"] = {"S": filters.user_type.value}
+        wanted.append("user_type = :ut")
+    request: dict[str, Any] = {
+        "TableName": get_settings().events_table,
+        "IndexName": "ByDay",
+        "KeyConditionExpression": condition,
+        "FilterExpression": " AND ".join(wanted),
+        "ExpressionAttributeValues": values,
+        "ProjectionExpression": "day_sk, body",
+    }
+    if filters.types:
+        request["ExpressionAttributeNames"] = {"#type": "type"}
+    client = aws.dynamodb()
+    # Submitted now, not on the first next(): the day's shards load side by side.
+    return _pages(client, request, _READERS.submit(client.query, **request))
+
+
+def _pages(
+    client: Any, request: dict[str, Any], pending: Future[Any]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    while True:
+        page = pending.result()
+        if "LastEvaluatedKey" in page:
+            # Read ahead: the next page loads while this one is written out.
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            pending = _READERS.submit(client.query, **request)
+        for item in page["Items"]:
+            yield item["day_sk"]["S"], item
+        if "LastEvaluatedKey" not in page:
+            return
+
+
+def user_event_keys(
+    org_id: str, user: str, after: str | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(user sort key, base-table key) of the user's events, oldest first (ByUser is keys
+    only: the events themselves are read in batches)."""
+    request: dict[str, Any] = {
+        "TableName": get_settings().events_table,
+        "IndexName": "ByUser",
+        "KeyConditionExpression": "user_pk = :pk" + (" AND user_sk > :after" if after else ""),
+        "ExpressionAttributeValues": {":pk": {"S": f"{org_id}#{user}"}},
+    }
+    if after:
+        request["ExpressionAttributeValues"][":after"] = {"S": after}
+    client = aws.dynamodb()
+    while True:
+        page = client.query(**request)
+        for item in page["Items"]:
+            yield item["user_sk"]["S"], {"pk": item["pk"]}
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def user_events(
+    org_id: str, user: str, after: str | None, now: float
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """The user's stored event documents, oldest first, with the sort key of each."""
+    table = get_settings().events_table
+    client = aws.dynamodb()
+    keys = user_event_keys(org_id, user, after)
+    while True:
+        chunk = list(itertools.islice(keys, 100))
+        if not chunk:
+            return
+        found = {
+            item["pk"]["S"]: json.loads(item["body"]["S"])
+            for item in batch.get(client, table, [k for _, k in chunk])
+            if int(item["expires_at"]["N"]) > now
+        }
+        for sort_key, key in chunk:
+            if key["pk"]["S"] in found:
+                yield found[key["pk"]["S"]], sort_key

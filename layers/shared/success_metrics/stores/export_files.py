@@ -15,6 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from success_metrics import aws
+from success_metrics.settings import get_settings
+
 
 class UploadGone(Exception):
     """The multipart upload no longer exists (aborted by a cancellation or a cleanup)."""
@@ -24,6 +27,24 @@ class ExportFiles:
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
+
+    @classmethod
+    def default(cls) -> ExportFiles:
+        """The deployed bucket, through the shared client."""
+        return cls(aws.s3(), get_settings().exports_bucket)
+
+    def download_url(self, key: str, name: str, seconds: int) -> str:
+        """A presigned GET of one file, saved under `name` by the browser."""
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{name}"',
+            },
+            ExpiresIn=seconds,
+        )
+        return url
 
     # -- whole objects
 

@@ -26,6 +26,7 @@ from success_metrics import aws
 from success_metrics.errors import NotFoundError, RateLimitedError, ValidationFailedError
 from success_metrics.exports.models import ACTIVE, ExportRequest, Status
 from success_metrics.settings import get_settings
+from success_metrics.stores import items
 
 # Job records outlive their file so the history stays visible for a while.
 RECORD_DAYS = 90
@@ -468,18 +469,15 @@ def revoke_links(job: Job) -> None:
 
 def every_job(org_id: str) -> Iterator[Job]:
     """Every job record of the organization, expired or not (GDPR erasure goes through all)."""
-    pages = (
-        aws.dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=_table(),
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
-            ExpressionAttributeValues={":pk": {"S": f"org#{org_id}"}, ":job": {"S": "job#"}},
-        )
+    found = items.every(
+        aws.dynamodb(),
+        "query",
+        TableName=_table(),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :job)",
+        ExpressionAttributeValues={":pk": {"S": f"org#{org_id}"}, ":job": {"S": "job#"}},
     )
-    for page in pages:
-        for item in page["Items"]:
-            yield _from_item(item)
+    for item in found:
+        yield _from_item(item)
 
 
 def delete(job: Job) -> None:

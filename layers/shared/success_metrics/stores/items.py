@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -65,3 +66,14 @@ def decode_cursor(cursor: str, names: frozenset[str]) -> dict[str, Any]:
     ):
         raise problem
     return serialize(key)
+
+
+def every(client: Any, operation: str, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item a `query` or `scan` returns, page after page (low-level form)."""
+    for page in client.get_paginator(operation).paginate(**request):
+        yield from page.get("Items", [])
+
+
+def get(client: Any, table: str, key: dict[str, Any], consistent: bool = True) -> Any:
+    """One item (low-level form), or None; strongly consistent unless told otherwise."""
+    return client.get_item(TableName=table, Key=key, ConsistentRead=consistent).get("Item")

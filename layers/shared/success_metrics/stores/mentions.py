@@ -21,9 +21,12 @@ import hmac
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from success_metrics.stores import batch, items
+from success_metrics import aws
+from success_metrics.settings import get_settings
+from success_metrics.stores import batch, items, organizations
 
 MAX_MENTIONS = 100
+KEY_PURPOSE = "mention-index"  # the organization's derived key the hashes are made with
 MAX_LENGTH = 128
 # Properties whose values describe the event, never a person (see models.events).
 DESCRIPTIVE = frozenset(
@@ -80,6 +83,16 @@ class MentionStore:
         self.table = table
         self.org_id = org_id
         self.key = key
+
+    @classmethod
+    def of(cls, org: Any) -> MentionStore:
+        """The index of one organization (`org`: its profile), on the deployed table."""
+        return cls(
+            aws.dynamodb(),
+            get_settings().privacy_table,
+            org.org_id,
+            organizations.derived_key(org, KEY_PURPOSE),
+        )
 
     def _pk(self, value: str) -> str:
         digest = hmac.new(self.key, value.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -35,6 +35,7 @@ from success_metrics.models.organizations import (
 )
 from success_metrics.observability import current_function
 from success_metrics.settings import get_settings
+from success_metrics.stores import items
 
 ROTATION_GRACE_SECONDS = 24 * 3600
 API_KEY_PREFIX = "smk"
@@ -249,18 +250,14 @@ def revoke_api_key(org_id: str, key_id: str) -> ApiKey:
 
 
 def list_api_keys(org_id: str) -> list[ApiKey]:
-    pages = (
-        aws.dynamodb()
-        .get_paginator("query")
-        .paginate(
-            TableName=_table(),
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :key)",
-            ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":key": {"S": "KEY#"}},
-        )
+    found = items.every(
+        aws.dynamodb(),
+        "query",
+        TableName=_table(),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :key)",
+        ExpressionAttributeValues={":pk": {"S": f"ORG#{org_id}"}, ":key": {"S": "KEY#"}},
     )
-    return [
-        ApiKey.model_validate_json(item["doc"]["S"]) for page in pages for item in page["Items"]
-    ]
+    return [ApiKey.model_validate_json(item["doc"]["S"]) for item in found]
 
 
 def authenticate(api_key: str) -> ApiKey:
@@ -325,16 +322,14 @@ def clear_alerts(org_id: str, metric: str | None = None) -> Organization:
 
 
 def list_organizations() -> list[Organization]:
-    pages = (
-        aws.dynamodb()
-        .get_paginator("scan")
-        .paginate(
-            TableName=_table(),
-            FilterExpression="sk = :profile",
-            ExpressionAttributeValues={":profile": {"S": "PROFILE"}},
-        )
+    found = items.every(
+        aws.dynamodb(),
+        "scan",
+        TableName=_table(),
+        FilterExpression="sk = :profile",
+        ExpressionAttributeValues={":profile": {"S": "PROFILE"}},
     )
-    return [Organization.model_validate_json(i["doc"]["S"]) for p in pages for i in p["Items"]]
+    return [Organization.model_validate_json(i["doc"]["S"]) for i in found]
 
 
 def pseudonym_key(org: Organization, *, create: bool = True) -> bytes:

@@ -21,11 +21,11 @@ import hmac
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from success_metrics import aws, organizations
+from success_metrics import aws
 from success_metrics.errors import ConflictError
 from success_metrics.models.organizations import Organization
 from success_metrics.settings import get_settings
-from success_metrics.stores import batch
+from success_metrics.stores import batch, organizations
 
 Kind = Literal["user", "anonymous"]
 # (kind, id): the field of an event an id is in, and the id.

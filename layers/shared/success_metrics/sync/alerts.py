@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from success_metrics import destinations, organizations, slack
+from success_metrics import slack
 from success_metrics.models.destinations import Destination
 from success_metrics.observability import logger
+from success_metrics.stores import destinations, organizations
 
 
 def _slack_urls(org_id: str) -> list[str]:

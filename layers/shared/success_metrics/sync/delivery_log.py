@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from success_metrics import aws
 from success_metrics.settings import get_settings
 from success_metrics.stores.deliveries import DeliveryStore, Page
 
@@ -19,13 +18,13 @@ Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retryi
 
 
 def store() -> DeliveryStore:
-    return DeliveryStore(aws.dynamodb(), get_settings().deliveries_table)
+    return DeliveryStore.default()
 
 
 def _expiry(org_id: str) -> int:
     """DELIVERY_LOG_DAYS from now, or the organization's retention when that is shorter: the
     log keeps payloads, which must not outlive the events they carry."""
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     retention = organizations.get_organization(org_id).retention_days
     days = min(get_settings().delivery_log_days, retention)

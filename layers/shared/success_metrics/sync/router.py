@@ -14,10 +14,10 @@ import json
 import time
 from typing import Any
 
-from success_metrics import consent, destinations, organizations, sync_queue
-from success_metrics.gdpr import suppression
+from success_metrics import sync_queue
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import consent, destinations, organizations, suppression
 from success_metrics.sync import delivery_log, privacy
 
 EVENT_KINDS = ("mixpanel", "ga4", "webhook")  # Slack gets alerts and digests, not events

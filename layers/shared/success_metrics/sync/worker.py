@@ -30,11 +30,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from success_metrics import destinations
 from success_metrics.errors import NotFoundError
 from success_metrics.models.destinations import Destination
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
+from success_metrics.stores import destinations
 from success_metrics.sync import delivery_log, platforms, ssrf
 
 ATTEMPTS = 3
@@ -81,18 +81,9 @@ def client() -> httpx.Client:
 
 @cache
 def _breaker_store() -> Any:
-    from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
-        CircuitBreakerDynamoDBPersistence,
-    )
+    from success_metrics.stores import control
 
-    from success_metrics import aws
-
-    return CircuitBreakerDynamoDBPersistence(
-        table_name=get_settings().control_table,
-        key_attr="pk",
-        expiry_attr="expires_at",
-        boto3_client=aws.dynamodb(),
-    )
+    return control.breaker_persistence()
 
 
 def _on_transition(dest: Destination) -> Callable[[Any], None]:
@@ -228,8 +219,7 @@ def _pending(
 ) -> list[tuple[Delivery, dict[str, Any], list[dict[str, Any]]]]:
     """Each delivery, its summary so far, and the events it has not settled yet (never those
     of a user erased since the delivery was queued)."""
-    from success_metrics import organizations
-    from success_metrics.gdpr import suppression
+    from success_metrics.stores import organizations, suppression
 
     org = organizations.get_organization(dest.org_id)
     gone = suppression.suppressed(

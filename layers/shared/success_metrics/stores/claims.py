@@ -1,0 +1,100 @@
+"""The metric claims table (`MetricsClaimsTable`, `pk = <org>|<fact>`): one item per counted
+event and per counted once-ever or first-in-period fact (see docs/metrics.md). The aggregator
+claims them; an erasure deletes a subject's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from success_metrics import aws
+from success_metrics.settings import get_settings
+from success_metrics.stores import batch
+
+
+class Fact(Protocol):
+    """What can be claimed: a unique key, and a value kept with the claim."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def value(self) -> dict[str, str]: ...
+
+
+def delete_existing(org_id: str, claim_keys: Iterable[str]) -> int:
+    """Delete the claims among `claim_keys` that exist; returns how many existed."""
+    table = get_settings().metrics_claims_table
+    wanted = [{"pk": {"S": f"{org_id}|{k}"}} for k in dict.fromkeys(claim_keys)]
+    found = batch.get(aws.dynamodb(), table, wanted, projection="pk")
+    return batch.delete(aws.dynamodb(), table, [{"pk": i["pk"]} for i in found])
+
+
+class Claims:
+    """The claims table: one small item per counted event and per counted fact."""
+
+    def __init__(self, org_id: str, message_id: str, expires_at: int) -> None:
+        self.org_id = org_id
+        self.message_id = message_id
+        self.expires_at = expires_at
+        self.table = get_settings().metrics_claims_table
+        self.values: dict[str, dict[str, str]] = {}
+
+    def _pk(self, key: str) -> str:
+        return f"{self.org_id}|{key}"
+
+    def read(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Existing claims among `keys` (strongly consistent)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        requested = [{"pk": {"S": self._pk(k)}} for k in wanted]
+        for item in batch.get(aws.dynamodb(), self.table, requested, consistent=True):
+            key = item["pk"]["S"].split("|", 1)[1]
+            found[key] = {
+                "mid": item["mid"]["S"],
+                "value": json.loads(item.get("value", {}).get("S", "{}")),
+            }
+        return found
+
+    def claim(self, key: str, value: dict[str, str] | None = None) -> bool:
+        """True when this message owns the fact (now, or from an earlier delivery of it)."""
+        item: dict[str, Any] = {
+            "pk": {"S": self._pk(key)},
+            "mid": {"S": self.message_id},
+            "expires_at": {"N": str(self.expires_at)},
+        }
+        if value:
+            item["value"] = {"S": json.dumps(value, separators=(",", ":"))}
+        try:
+            aws.dynamodb().put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR mid = :mid",
+                ExpressionAttributeValues={":mid": {"S": self.message_id}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def claim_all(self, tokens: Sequence[Fact]) -> set[str]:
+        existing = self.read(t.key for t in tokens)
+        ours: set[str] = set()
+        for token in tokens:
+            if token.key in ours:
+                continue
+            found = existing.get(token.key)
+            if found is not None:
+                if found["mid"] == self.message_id:
+                    ours.add(token.key)
+                continue
+            if self.claim(token.key, token.value):
+                ours.add(token.key)
+        return ours
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.read([key]).get(key)
