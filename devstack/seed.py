@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from success_metrics import organizations, signing
+from success_metrics import signing
+from success_metrics.stores import organizations
 
 DEMO_NAME = "Demo Weddings Co"
 
@@ -39,8 +40,8 @@ DEMO_DESTINATIONS: dict[str, dict[str, Any]] = {
 
 
 def create_demo_organization(sink_url: str) -> dict[str, str]:
-    from success_metrics import destinations
     from success_metrics.models.destinations import DestinationRequest
+    from success_metrics.stores import destinations
 
     created = organizations.create_organization(DEMO_NAME)
     organizations.set_slack_webhook(created.org_id, f"{sink_url}/services/TDEMO/BDEMO/digest")

@@ -9,9 +9,11 @@ import pytest
 
 from devstack import iam
 from devstack.provision import Stack
+from devstack.runner import PLATFORM_URL_SETTINGS
 from devstack.sink import Sink
-from success_metrics import caches, organizations
+from success_metrics import caches
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import organizations
 from tests.integration.secured import secured_stack
 from tests.support.sync import configure
 
@@ -85,14 +87,7 @@ def sink(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
     from success_metrics.sync import worker
 
     with Sink() as running:
-        for name in (
-            "MIXPANEL_API_URL",
-            "MIXPANEL_EU_API_URL",
-            "GA4_API_URL",
-            "MIXPANEL_GDPR_API_URL",
-            "MIXPANEL_EU_GDPR_API_URL",
-            "GA4_USER_DELETION_API_URL",
-        ):
+        for name in PLATFORM_URL_SETTINGS:
             monkeypatch.setenv(name, running.url)
         monkeypatch.setenv("GOOGLE_OAUTH_TOKEN_URL", f"{running.url}/token")
         monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
@@ -109,3 +104,41 @@ def admin_setup(
 ) -> str:
     organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
     return configure(admin_handler, authorizer_handler, org, sink)
+
+
+@pytest.fixture
+def dynamodb_requests(stack: Stack) -> Iterator[list[dict[str, Any]]]:
+    """Every DynamoDB request made while the test runs (by the test, the handlers and the
+    workers alike: they share one client), with its parameters."""
+    from success_metrics import aws
+
+    seen: list[dict[str, Any]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        seen.append({"operation": model.name, **params})
+
+    client = aws.dynamodb()
+    client.meta.events.register("provide-client-params.dynamodb.*", record)
+    yield seen
+    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
+
+
+@pytest.fixture
+def fresh_profiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Profiles are read fresh, so an erasure needs no cache delay before it starts."""
+    monkeypatch.setenv("CONFIG_CACHE_SECONDS", "0")
+    caches.reset_all()
+    yield
+    caches.reset_all()
+
+
+@pytest.fixture
+def admin_api(admin_handler: Any, authorizer_handler: Any) -> Any:
+    """`admin_api(api_key, method, target, body=None)`: one admin request through the
+    authorizer and the admin function, as API Gateway would make it."""
+    from tests.support.api import admin
+
+    def call(api_key: str, method: str, target: str, body: Any = None) -> Any:
+        return admin(admin_handler, authorizer_handler, api_key, method, target, body)
+
+    return call

@@ -7,9 +7,9 @@ from typing import Any
 
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import destinations, organizations
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import destinations, organizations
 from tests.support import post_events
 from tests.support.exports import Exports, file_bytes, run_worker
 from tests.support.gdpr import ask, decision

@@ -6,8 +6,8 @@ from typing import Any
 
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
-from success_metrics import organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import organizations
 from tests.support import invoke_http
 from tests.support.api import authorize, get_organization
 

@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.template import functions, load
-from success_metrics import audit, aws, cli, destinations, organizations
+from success_metrics import audit, aws, cli
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.routes import ROUTES, Route
 from success_metrics.settings import get_settings
+from success_metrics.stores import destinations, organizations
 from tests.integration.conftest import scan_all
 from tests.support import Response, invoke_http
 from tests.support.api import authorize
@@ -318,8 +319,9 @@ def test_bad_audit_queries_are_400(
 def test_a_download_by_link_is_audited_without_its_token(
     stack: Stack, org: CreatedOrganization, authorizer_handler: Any
 ) -> None:
-    from success_metrics.exports import jobs, links
+    from success_metrics.exports import links
     from success_metrics.exports.models import ExportRequest
+    from success_metrics.stores import export_jobs as jobs
 
     now = time.time()
     job = jobs.create(

@@ -9,8 +9,8 @@ from typing import Any
 
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import consent, organizations
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import consent, organizations
 from success_metrics.sync import platforms
 from tests.support import post_events
 from tests.support.gdpr import decision, get_consent

@@ -6,38 +6,19 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from devstack.provision import Stack
-from devstack.sink import Sink
 from success_metrics import aws
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.settings import get_settings
 from success_metrics.stores import batch
 from success_metrics.stores.deliveries import DeliveryStore
 from tests.support import post_events
-from tests.support.api import admin
 from tests.support.sync import recent_events, run_sync
 
 SUMMARIES = 12_500
 ATTEMPTS_EACH = 3  # 12,500 summaries + 37,500 attempts = 50,000 log items
-
-
-@pytest.fixture
-def operations(stack: Stack) -> Iterator[list[dict[str, Any]]]:
-    """Every DynamoDB request the handlers make while the test runs: its name and parameters."""
-    seen: list[dict[str, Any]] = []
-
-    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        seen.append({"operation": model.name, **params})
-
-    client = aws.dynamodb()
-    client.meta.events.register("provide-client-params.dynamodb.*", record)
-    yield seen
-    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
 
 
 def fill_log(org_id: str) -> None:
@@ -77,22 +58,23 @@ def test_a_page_of_50000_log_items_is_one_index_query_and_one_batch_read(
     stack: Stack,
     org: CreatedOrganization,
     other_org: CreatedOrganization,
-    admin_handler: Any,
-    authorizer_handler: Any,
-    operations: list[dict[str, Any]],
+    admin_api: Any,
+    dynamodb_requests: list[dict[str, Any]],
 ) -> None:
     fill_log(org.org_id)
     assert log_items() == SUMMARIES * (1 + ATTEMPTS_EACH) == 50_000
-    operations.clear()
+    dynamodb_requests.clear()
 
-    first = admin(admin_handler, authorizer_handler, org.api_key, "GET", "/v1/deliveries?limit=100")
+    first = admin_api(org.api_key, "GET", "/v1/deliveries?limit=100")
 
     # One index query of 100 keys and one batch read of those summaries, nothing else of the log.
-    log_reads = [o for o in operations if o.get("TableName") == get_settings().deliveries_table]
+    log_reads = [
+        o for o in dynamodb_requests if o.get("TableName") == get_settings().deliveries_table
+    ]
     assert [(o["operation"], o.get("IndexName"), o.get("Limit")) for o in log_reads] == [
         ("Query", "ByTime", 100)
     ]
-    batch_reads = [o for o in operations if o["operation"] == "BatchGetItem"]
+    batch_reads = [o for o in dynamodb_requests if o["operation"] == "BatchGetItem"]
     assert len(batch_reads) == 1
     [keys] = [len(spec["Keys"]) for spec in batch_reads[0]["RequestItems"].values()]
     assert keys == 100
@@ -103,27 +85,23 @@ def test_a_page_of_50000_log_items_is_one_index_query_and_one_batch_read(
     assert first.json["next"] == f"/v1/deliveries?limit=100&cursor={first.json['next_cursor']}"
 
     # The next page follows on, with no overlap; the status filter pages its own index.
-    second = admin(admin_handler, authorizer_handler, org.api_key, "GET", first.json["next"])
+    second = admin_api(org.api_key, "GET", first.json["next"])
     assert [d["delivery_id"] for d in second.json["deliveries"]] == [
         f"dlv_{n:08d}" for n in range(SUMMARIES - 101, SUMMARIES - 201, -1)
     ]
-    operations.clear()
-    failed = admin(
-        admin_handler, authorizer_handler, org.api_key, "GET", "/v1/deliveries?status=failed"
-    )
-    assert [(o["operation"], o.get("IndexName")) for o in operations if "IndexName" in o] == [
-        ("Query", "ByStatus")
-    ]
+    dynamodb_requests.clear()
+    failed = admin_api(org.api_key, "GET", "/v1/deliveries?status=failed")
+    assert [
+        (o["operation"], o.get("IndexName")) for o in dynamodb_requests if "IndexName" in o
+    ] == [("Query", "ByStatus")]
     assert len(failed.json["deliveries"]) == 100
     assert {d["status"] for d in failed.json["deliveries"]} == {"failed"}
     assert failed.json["next"].startswith("/v1/deliveries?status=failed&limit=100&cursor=")
 
     # Another organization sees none of it, and cannot page through it with a cursor.
-    theirs = admin(admin_handler, authorizer_handler, other_org.api_key, "GET", "/v1/deliveries")
+    theirs = admin_api(other_org.api_key, "GET", "/v1/deliveries")
     assert theirs.json == {"deliveries": [], "next_cursor": None, "next": None}
-    stolen = admin(
-        admin_handler,
-        authorizer_handler,
+    stolen = admin_api(
         other_org.api_key,
         "GET",
         f"/v1/deliveries?cursor={first.json['next_cursor']}",
@@ -131,9 +109,7 @@ def test_a_page_of_50000_log_items_is_one_index_query_and_one_batch_read(
     assert stolen.status == 400
     assert stolen.json["detail"] == "cursor is not one this API gave for this listing"
     for bad in ("x", "e30", "%00", "A" * 3000):
-        answer = admin(
-            admin_handler, authorizer_handler, org.api_key, "GET", f"/v1/deliveries?cursor={bad}"
-        )
+        answer = admin_api(org.api_key, "GET", f"/v1/deliveries?cursor={bad}")
         assert answer.status == 400, bad
         assert answer.json["type"].endswith("/validation-failed")
 
@@ -142,20 +118,16 @@ def test_one_events_deliveries_are_a_key_lookup(
     stack: Stack,
     org: CreatedOrganization,
     webhook_handler: Any,
-    admin_handler: Any,
-    authorizer_handler: Any,
-    sink: Sink,
+    admin_api: Any,
     admin_setup: str,
-    operations: list[dict[str, Any]],
+    dynamodb_requests: list[dict[str, Any]],
 ) -> None:
     events = recent_events(3)
     post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": events})
     run_sync(stack)
-    operations.clear()
+    dynamodb_requests.clear()
 
-    answer = admin(
-        admin_handler,
-        authorizer_handler,
+    answer = admin_api(
         org.api_key,
         "GET",
         f"/v1/deliveries?event_id={events[1]['id']}",
@@ -168,10 +140,10 @@ def test_one_events_deliveries_are_a_key_lookup(
     }
     reads = Counter(
         o["operation"]
-        for o in operations
+        for o in dynamodb_requests
         if o.get("TableName") == get_settings().deliveries_table or o["operation"] == "BatchGetItem"
     )
     assert reads == Counter({"Query": 1, "BatchGetItem": 1})
-    [query] = [o for o in operations if o["operation"] == "Query"]
+    [query] = [o for o in dynamodb_requests if o["operation"] == "Query"]
     assert "IndexName" not in query
     assert json.dumps(query["ExpressionAttributeValues"]).count(events[1]["id"]) == 1

@@ -12,11 +12,12 @@ import pytest
 from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
-from success_metrics import aws, caches, destinations, organizations
+from success_metrics import aws
 from success_metrics.gdpr import erasure
 from success_metrics.metrics import aggregator
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import destinations, organizations
 from success_metrics.sync import platforms, privacy
 from tests.integration.conftest import scan_all
 from tests.support import post_events
@@ -25,16 +26,9 @@ from tests.support.gdpr import call_gdpr, decision, erasure_api, get_consent, wo
 from tests.support.metrics import metrics_messages
 from tests.support.sync import recent_events, run_sync
 
+pytestmark = pytest.mark.usefixtures("fresh_profiles")
+
 ANA, ANA_DEVICE, ANA_EMAIL = "usr_ana", "dev_ana_7f3c", "ana.lopez@example.com"
-
-
-@pytest.fixture(autouse=True)
-def _no_profile_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Profiles are read fresh, so the erasure needs no cache delay before it starts."""
-    monkeypatch.setenv("CONFIG_CACHE_SECONDS", "0")
-    caches.reset_all()
-    yield
-    caches.reset_all()
 
 
 def aggregate(stack: Stack) -> None:

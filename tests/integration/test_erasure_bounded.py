@@ -5,45 +5,24 @@ limited per organization."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from devstack.provision import Stack
-from success_metrics import aws, caches, organizations
 from success_metrics.gdpr import erasure
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import organizations
 from success_metrics.stores.mentions import MAX_MENTIONS
 from tests.integration.conftest import scan_all
 from tests.support import post_events
 from tests.support.gdpr import erasure_api, work
 from tests.support.sync import recent_events
 
+pytestmark = pytest.mark.usefixtures("fresh_profiles")
+
 SUBJECT = "usr_zoe"
 DEVICES = [f"dev_zoe_{n:03d}" for n in range(200)]
-
-
-@pytest.fixture(autouse=True)
-def _no_profile_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("CONFIG_CACHE_SECONDS", "0")
-    caches.reset_all()
-    yield
-    caches.reset_all()
-
-
-@pytest.fixture
-def requests_made(stack: Stack) -> Iterator[list[dict[str, Any]]]:
-    """Every DynamoDB request made while the test runs, with its parameters."""
-    seen: list[dict[str, Any]] = []
-
-    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        seen.append({"operation": model.name, **params})
-
-    client = aws.dynamodb()
-    client.meta.events.register("provide-client-params.dynamodb.*", record)
-    yield seen
-    client.meta.events.unregister("provide-client-params.dynamodb.*", record)
 
 
 def anonymous(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,7 +50,7 @@ def test_a_user_with_200_anonymous_ids_is_erased_without_a_scan(
     org: CreatedOrganization,
     webhook_handler: Any,
     authorizer_handler: Any,
-    requests_made: list[dict[str, Any]],
+    dynamodb_requests: list[dict[str, Any]],
 ) -> None:
     organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
     # Zoe signed in on 200 devices; before signing in on each, she used it anonymously.
@@ -89,12 +68,12 @@ def test_a_user_with_200_anonymous_ids_is_erased_without_a_scan(
     others += recent_events(3, user_id="usr_lea", properties={"plan": SUBJECT})
     send(webhook_handler, org, zoe + others)
     assert len(stored(stack, org.org_id)) == 400 + 5
-    requests_made.clear()
+    dynamodb_requests.clear()
 
     created = erasure_api(authorizer_handler, org.api_key, "POST", body={"user_id": SUBJECT})
     assert created.status == 202, created.json
     work(stack)
-    during = list(requests_made)  # the request and the worker, not this test's own reads
+    during = list(dynamodb_requests)  # the request and the worker, not this test's own reads
 
     receipt = erasure_api(authorizer_handler, org.api_key, "GET", created.json["erasure_id"]).json
     assert receipt["status"] == "succeeded", receipt

@@ -18,10 +18,12 @@ import pytest
 
 from devstack import demo
 from devstack.provision import Stack
-from success_metrics import aws, caches, organizations
-from success_metrics.exports import datasets, jobs, worker
+from success_metrics import aws, caches
+from success_metrics.exports import datasets, worker
 from success_metrics.exports.writers import neutralise
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import export_jobs as jobs
+from success_metrics.stores import organizations
 from success_metrics.stores.export_files import ExportFiles
 from tests.support.exports import (
     Exports,
@@ -29,6 +31,7 @@ from tests.support.exports import (
     load,
     manifest,
     org_key,
+    record_of,
     run_worker,
     with_tricky_properties,
 )
@@ -590,7 +593,7 @@ def test_a_deterministically_failing_export_ends_failed_soon_with_its_slot_freed
     after 300 s: each retry waited for the queue's 90-minute visibility timeout) is retried
     after 5, 15, 45 and 135 s (the product's defaults), then `failed` with a readable error,
     its slot freed and one email sent."""
-    from devstack.lambda_events import LambdaContext, sqs_record
+    from devstack.lambda_events import LambdaContext
 
     setenv(env, EXPORT_RETRY_SECONDS=5, EXPORT_ATTEMPTS=5)
     before = len(sent_emails())
@@ -621,15 +624,7 @@ def test_a_deterministically_failing_export_ends_failed_soon_with_its_slot_freed
                 if not got:
                     break
                 [message] = got
-                record = sqs_record(
-                    arn,
-                    message["MessageId"],
-                    message["ReceiptHandle"],
-                    message["Body"],
-                    attributes={
-                        "ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]
-                    },
-                )
+                record = record_of(arn, message)
                 inside["handler"] = True
                 result = world.worker(
                     {"Records": [record]}, LambdaContext("ExportWorkerFunction", 900)

@@ -23,8 +23,9 @@ from devstack import demo
 from devstack.lambda_events import LambdaContext, sqs_record
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import aws, organizations
+from success_metrics import aws
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import organizations
 from success_metrics.sync import platforms
 from tests.support import forwardable, post_events
 from tests.support.metrics import assert_matches_recomputation

@@ -15,7 +15,7 @@ from samtranslator.yaml_helper import yaml_parse
 from devstack import iam
 from devstack.provision import Stack
 from devstack.template import TEMPLATE
-from success_metrics import organizations
+from success_metrics.stores import organizations
 from tests.integration.secured import secured_stack
 from tests.support import post_events, sample_event
 

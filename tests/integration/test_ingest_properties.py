@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devstack.provision import Stack
-from success_metrics import organizations
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import organizations
 from tests.support import post_events, signed_headers
 
 fixtures_ok = settings(

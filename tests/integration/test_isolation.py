@@ -22,13 +22,14 @@ import pytest
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.template import functions, load
-from success_metrics import audit, consent, destinations, organizations
-from success_metrics.exports import jobs
+from success_metrics import audit
 from success_metrics.exports.models import ExportRequest
 from success_metrics.gdpr import erasure
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import ALL_SCOPES, CreatedOrganization
 from success_metrics.routes import ROUTES, Route
+from success_metrics.stores import consent, destinations, organizations
+from success_metrics.stores import export_jobs as jobs
 from success_metrics.sync import delivery_log
 from tests.integration.conftest import scan_all
 from tests.support import Response, invoke_http

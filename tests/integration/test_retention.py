@@ -10,10 +10,11 @@ import pytest
 
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import caches, organizations
-from success_metrics.exports import jobs
+from success_metrics import caches
 from success_metrics.gdpr import erasure
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import export_jobs as jobs
+from success_metrics.stores import organizations
 from success_metrics.sync import delivery_log
 from tests.integration.conftest import scan_all
 from tests.support import post_events

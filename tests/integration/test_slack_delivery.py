@@ -13,10 +13,12 @@ import pytest
 from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import cli, clock, destinations, organizations
+from success_metrics import cli, clock
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import destinations, organizations
 from success_metrics.sync import alerts, ssrf
 from tests.support.api import admin
+from tests.support.network import guarded_hosts
 
 REFUSED = [
     "https://127.1/services/T/B/x",
@@ -43,19 +45,6 @@ def resolving_inside(monkeypatch: pytest.MonkeyPatch) -> None:
     from success_metrics import caches
 
     caches.reset_all()
-
-
-def guarded_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The hosts the guard checked before connecting (it records, then does its work)."""
-    checked: list[str] = []
-    connect = ssrf.GuardedBackend.connect_tcp
-
-    def spy(self: ssrf.GuardedBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        checked.append(host)
-        return connect(self, host, port, *args, **kwargs)
-
-    monkeypatch.setattr(ssrf.GuardedBackend, "connect_tcp", spy)
-    return checked
 
 
 def put_slack(

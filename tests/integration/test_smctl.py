@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from devstack.provision import Stack
-from success_metrics import cli, organizations
+from success_metrics import cli
+from success_metrics.stores import organizations
 
 
 def smctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:

@@ -10,8 +10,9 @@ from standardwebhooks.webhooks import Webhook
 
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
-from success_metrics import aws, organizations
+from success_metrics import aws
 from success_metrics.models.organizations import CreatedOrganization, Scope
+from success_metrics.stores import organizations
 from success_metrics.sync import delivery_log, platforms
 from tests.support import post_events
 from tests.support.api import admin
@@ -288,7 +289,7 @@ def test_dead_letters_can_be_listed_and_replayed_with_smctl(
 def test_an_endpoint_failing_for_five_days_is_disabled_with_an_alert(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any, sink: Sink, admin_setup: str
 ) -> None:
-    from success_metrics import destinations
+    from success_metrics.stores import destinations
 
     organizations.set_slack_webhook(org.org_id, f"{sink.url}/services/T1/B1/ops")
     sink.set_fault(Fault(status=404, rate=1.0, path_prefix="/webhooks/"))

@@ -126,7 +126,7 @@ def test_thirty_percent_faults_lose_nothing_and_duplicate_nothing(
     failing: str,
     seed: int,
 ) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
     signing_secret = configure(admin_handler, authorizer_handler, org, sink)
@@ -179,7 +179,7 @@ def test_full_outage_opens_the_breaker_dead_letters_and_a_replay_delivers_the_re
     fast_retries: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from success_metrics import organizations
+    from success_metrics.stores import organizations
 
     organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
     configure(admin_handler, authorizer_handler, org, sink)

@@ -12,10 +12,11 @@ import pytest
 
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
-from success_metrics import aws, organizations
-from success_metrics.exports import jobs
+from success_metrics import aws
 from success_metrics.exports.models import ExportRequest
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import export_jobs as jobs
+from success_metrics.stores import organizations
 from tests.support import Response, invoke_http, post_events, sample_event
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}

@@ -10,9 +10,10 @@ from urllib.parse import urlencode
 from devstack import iam
 from devstack.lambda_events import LambdaContext, http_event, sqs_record
 from devstack.provision import Stack
-from success_metrics import aws, organizations
+from success_metrics import aws
 from success_metrics.metrics import aggregator
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import organizations
 from tests.support import Response, invoke_http
 from tests.support.api import authorize
 from tests.support.metrics import ingest, metrics_messages
@@ -164,6 +165,18 @@ class Exports:
         )
 
 
+def record_of(arn: str, message: dict[str, Any]) -> dict[str, Any]:
+    """The Lambda SQS record of a received message (with its receive count)."""
+    record: dict[str, Any] = sqs_record(
+        arn,
+        message["MessageId"],
+        message["ReceiptHandle"],
+        message["Body"],
+        attributes={"ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]},
+    )
+    return record
+
+
 def run_worker(
     stack: Stack,
     handler: Any,
@@ -196,15 +209,7 @@ def run_worker(
         if not got:
             return invocations
         message = got[0]
-        record = sqs_record(
-            arn,
-            message["MessageId"],
-            message["ReceiptHandle"],
-            message["Body"],
-            attributes={
-                "ApproximateReceiveCount": message["Attributes"]["ApproximateReceiveCount"]
-            },
-        )
+        record = record_of(arn, message)
         context = LambdaContext(function, 900)
         if remaining_ms is not None:
             context.get_remaining_time_in_millis = remaining_ms  # type: ignore[method-assign]
@@ -221,7 +226,7 @@ def run_worker(
 
 
 def file_bytes(org_id: str, export_id: str) -> bytes:
-    from success_metrics.exports import jobs
+    from success_metrics.stores import export_jobs as jobs
 
     job = jobs.get(org_id, export_id)
     assert job.file is not None, job.status
@@ -231,7 +236,7 @@ def file_bytes(org_id: str, export_id: str) -> bytes:
 
 
 def manifest(org_id: str, export_id: str) -> dict[str, Any]:
-    from success_metrics.exports import jobs
+    from success_metrics.stores import export_jobs as jobs
 
     job = jobs.get(org_id, export_id)
     assert job.file is not None

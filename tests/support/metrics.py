@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from devstack.provision import Stack
-from success_metrics import aws, organizations
+from success_metrics import aws
 from success_metrics.metrics import query
 from success_metrics.models.organizations import CreatedOrganization
+from success_metrics.stores import organizations
 from tests.reference_metrics import from_api, recompute
 from tests.support import post_events
 
