@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from success_metrics import sync_queue
+from success_metrics import audit, sync_queue
 from success_metrics.errors import ValidationFailedError
 from success_metrics.http import Principal, parse_model
 from success_metrics.models.destinations import DestinationRequest
@@ -16,7 +18,10 @@ from success_metrics.models.organizations import (
     PrivacySettingsChange,
     Scope,
 )
+from success_metrics.routes import match
+from success_metrics.settings import get_settings
 from success_metrics.stores import destinations, organizations
+from success_metrics.sync import delivery_log
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -30,8 +35,6 @@ def require_principal(app: APIGatewayHttpResolver) -> None:
     """Global middlewares: no admin route runs without an authenticated principal (except a
     route that also takes a link, which authenticates its caller itself), and every one is
     written to the audit log (`success_metrics.audit`)."""
-    from success_metrics import audit
-    from success_metrics.routes import match
 
     def middleware(
         resolver: APIGatewayHttpResolver, next_middleware: NextMiddleware
@@ -88,7 +91,6 @@ def put_settings(caller: Principal, body: Any) -> dict[str, Any]:
 
 def list_audit(caller: Principal, params: dict[str, str]) -> dict[str, Any]:
     """GET /v1/audit: the organization's audit records, newest first."""
-    from success_metrics import audit
 
     caller.require(Scope.AUDIT_READ)
     return audit.list_records(caller.org_id, params)
@@ -134,9 +136,6 @@ def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]
     """GET /v1/deliveries?status=…&limit=…&cursor=…: one page of the delivery log, newest
     attempt first, with the cursor (and `next` link) of the following page; or, with
     `event_id`, where one event stands at each destination."""
-    from urllib.parse import urlencode
-
-    from success_metrics.sync import delivery_log
 
     caller.require(Scope.CONFIG_WRITE)
     unknown = set(params) - {"status", "event_id", "limit", "cursor"}
@@ -166,10 +165,6 @@ def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]
 
 def retry_delivery(caller: Principal, delivery_id: str) -> dict[str, Any]:
     """POST /v1/deliveries/{id}/retry: queue the delivery again, failed events included."""
-    import json
-
-    from success_metrics.settings import get_settings
-    from success_metrics.sync import delivery_log
 
     caller.require(Scope.CONFIG_WRITE)
     payload = delivery_log.reopen(caller.org_id, delivery_id)

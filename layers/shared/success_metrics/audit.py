@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import getpass
+import platform
 import re
 import secrets
 import time
@@ -28,9 +30,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from success_metrics.errors import SuccessMetricsError, ValidationFailedError
 from success_metrics.observability import MetricUnit, logger, metrics
+from success_metrics.routes import match
 from success_metrics.settings import get_settings
 from success_metrics.stores import audit as audit_store
 
@@ -124,6 +128,7 @@ def outcome(status: int | None) -> str:
 
 
 def _write(entry: Entry, status: int | None) -> None:
+    # boto3 and botocore load on first use, not at import (cold start)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -145,6 +150,7 @@ def _write(entry: Entry, status: int | None) -> None:
 def error_status(error: BaseException) -> int:
     if isinstance(error, SuccessMetricsError):
         return error.status
+    # boto3 and botocore load on first use, not at import (cold start)
     from botocore.exceptions import ClientError
 
     if isinstance(error, ClientError) and error.response["Error"]["Code"] in {
@@ -185,7 +191,6 @@ def set_subject(app: APIGatewayHttpResolver, org_id: str, key_id: str) -> None:
 
 
 def _entry(app: APIGatewayHttpResolver, subject: Subject) -> Entry:
-    from success_metrics.routes import match
 
     event = app.current_event
     method = event.http_method.upper()
@@ -212,7 +217,6 @@ def _entry(app: APIGatewayHttpResolver, subject: Subject) -> Entry:
 def _created(entry: Entry, response: Response[Any]) -> str | None:
     """The id of what a creating request made, from the path of its Location header (never
     the query: a download's Location is a presigned URL)."""
-    from urllib.parse import urlsplit
 
     location = (response.headers or {}).get("Location")
     if entry.method != "POST" or not isinstance(location, str) or not location:
@@ -252,8 +256,6 @@ def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> 
 @contextmanager
 def cli_operation(org_id: str, command: str, resource_id: str | None = None) -> Iterator[None]:
     """Audit an `smctl` command that changes `org_id`: written before it runs, completed after."""
-    import getpass
-    import platform
 
     try:
         user = getpass.getuser()

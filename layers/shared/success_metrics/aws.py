@@ -6,6 +6,7 @@ so the same code talks to AWS, to the local stack's moto server or to moto in-pr
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 
 def _config() -> Any:
+    # boto3 and botocore load on first use, not at import (cold start)
     from botocore.config import Config
 
     # Standard retry mode retries throttling with backoff; connect/read timeouts keep a stuck
@@ -32,6 +34,7 @@ def _config() -> Any:
 
 @cache
 def _session() -> Any:
+    # boto3 and botocore load on first use, not at import (cold start)
     import boto3
 
     return boto3.session.Session()
@@ -57,8 +60,8 @@ def kms() -> KMSClient:
 
 @cache
 def s3() -> S3Client:
-    import os
 
+    # boto3 and botocore load on first use, not at import (cold start)
     from botocore.config import Config
 
     # SigV4 presigned URLs; path-style addressing when an emulator's endpoint is configured

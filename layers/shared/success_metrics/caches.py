@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from success_metrics import aws, ingest, secret_box, settings
+from success_metrics.stores import organizations
+
 
 def reset_all() -> None:
-    from success_metrics import aws, ingest, secret_box, settings
-    from success_metrics.stores import organizations
 
     settings.reset_settings()
     aws.reset_clients()

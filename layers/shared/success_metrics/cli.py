@@ -12,13 +12,24 @@ import argparse
 import json
 import os
 import sys
+import time
+import uuid
 from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from success_metrics import aws
-from success_metrics.models.organizations import ALL_SCOPES, Scope
-from success_metrics.settings import reset_settings
+from pydantic import ValidationError
+
+from success_metrics import audit, aws, signing
+from success_metrics.errors import SuccessMetricsError
+from success_metrics.http import parse_model
+from success_metrics.models.destinations import DestinationRequest
+from success_metrics.models.organizations import ALL_SCOPES, AlertRule, Scope
+from success_metrics.settings import get_settings, reset_settings
+from success_metrics.stores import destinations, organizations
+from success_metrics.sync import platforms, ssrf
+from success_metrics.sync_queue import unpack_events
 
 STACK_FILE = Path(".local/stack.json")
 # CloudFormation output name -> the environment variable the package reads.
@@ -90,6 +101,7 @@ def configure(args: argparse.Namespace) -> None:
 
 
 def _from_stack_outputs(stack_name: str) -> None:
+    # boto3 and botocore load on first use, not at import (cold start)
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -110,7 +122,6 @@ def _from_stack_outputs(stack_name: str) -> None:
 
 
 def cmd_org_create(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     created = organizations.create_organization(args.name, org_id=args.org_id)
     data = {
@@ -130,7 +141,6 @@ def cmd_org_create(args: argparse.Namespace) -> None:
 
 
 def cmd_org_show(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     org = organizations.get_organization(args.org_id, fresh=True)
     data = org.model_dump(mode="json", exclude={"webhook_secrets"})
@@ -139,7 +149,6 @@ def cmd_org_show(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_limits(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     if all(
         v is None
@@ -176,11 +185,6 @@ def cmd_org_set_limits(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_margin(args: argparse.Namespace) -> None:
-    from decimal import Decimal, InvalidOperation
-
-    from pydantic import ValidationError
-
-    from success_metrics.stores import organizations
 
     try:
         org = organizations.set_gross_margin(args.org_id, Decimal(args.margin))
@@ -194,7 +198,6 @@ def cmd_org_set_margin(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_slack(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     # Checked by set_slack_webhook: https, a host in SLACK_ALLOWED_HOSTS, public addresses.
     org = organizations.set_slack_webhook(args.org_id, None if args.url == "none" else args.url)
@@ -205,7 +208,6 @@ def cmd_org_set_slack(args: argparse.Namespace) -> None:
 
 
 def cmd_org_set_privacy(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     if args.anonymise_all is None and args.anonymise_unknown_country is None:
         raise CliError("give --anonymise-all and/or --anonymise-unknown-country (on or off)")
@@ -239,12 +241,6 @@ def _on_off(value: str) -> bool:
 
 
 def cmd_org_set_alert(args: argparse.Namespace) -> None:
-    from decimal import Decimal, InvalidOperation
-
-    from pydantic import ValidationError
-
-    from success_metrics.models.organizations import AlertRule
-    from success_metrics.stores import organizations
 
     try:
         rule = AlertRule(metric=args.metric, op=args.op, value=Decimal(args.value))
@@ -260,7 +256,6 @@ def cmd_org_set_alert(args: argparse.Namespace) -> None:
 
 
 def cmd_org_clear_alerts(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     org = organizations.clear_alerts(args.org_id, args.metric)
     _print(
@@ -271,7 +266,6 @@ def cmd_org_clear_alerts(args: argparse.Namespace) -> None:
 
 
 def cmd_key_create(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     scopes = [Scope(s) for s in (args.scope or [s.value for s in ALL_SCOPES])]
     created = organizations.create_api_key(args.org_id, scopes, args.description or "")
@@ -284,7 +278,6 @@ def cmd_key_create(args: argparse.Namespace) -> None:
 
 
 def cmd_key_list(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     keys = [
         k.model_dump(mode="json", exclude={"secret_sha256"})
@@ -299,7 +292,6 @@ def cmd_key_list(args: argparse.Namespace) -> None:
 
 
 def cmd_key_revoke(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     record = organizations.revoke_api_key(args.org_id, args.key_id)
     _print(
@@ -310,7 +302,6 @@ def cmd_key_revoke(args: argparse.Namespace) -> None:
 
 
 def cmd_secret_rotate(args: argparse.Namespace) -> None:
-    from success_metrics.stores import organizations
 
     secret = organizations.rotate_webhook_secret(args.org_id)
     _print(
@@ -321,12 +312,9 @@ def cmd_secret_rotate(args: argparse.Namespace) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> None:
-    import time
-    import uuid
 
+    # httpx loads only for outbound calls (cold start)
     import httpx
-
-    from success_metrics import signing
 
     local = local_stack(args)
     orgs = local.get("organizations") or [{}]
@@ -364,7 +352,6 @@ def cmd_send(args: argparse.Namespace) -> None:
 
 def _fresh_ids(body: bytes) -> bytes:
     """Give every event a new id, so a sample file can be sent again and again."""
-    import uuid
 
     try:
         payload = json.loads(body)
@@ -380,6 +367,7 @@ def _fresh_ids(body: bytes) -> bytes:
 
 
 def _control(args: argparse.Namespace, method: str, path: str) -> Any:
+    # httpx loads only for outbound calls (cold start)
     import httpx
 
     local = local_stack(args)
@@ -421,6 +409,7 @@ def cmd_schedule_run(args: argparse.Namespace) -> None:
 
 
 def _aws_schedules(args: argparse.Namespace) -> list[dict[str, str]]:
+    # boto3 and botocore load on first use, not at import (cold start)
     import boto3
 
     resources = boto3.client("cloudformation").describe_stack_resources(StackName=args.stack_name)
@@ -433,6 +422,7 @@ def _aws_schedules(args: argparse.Namespace) -> list[dict[str, str]]:
 
 def _run_aws_schedule(args: argparse.Namespace) -> dict[str, Any]:
     """Invoke the rule's target function with the event EventBridge would send."""
+    # boto3 and botocore load on first use, not at import (cold start)
     import boto3
 
     rules = [r for r in _aws_schedules(args) if args.name in r["logical_id"]]
@@ -482,7 +472,6 @@ def _summary(body: str) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError:
         return {"body": body[:80]}
-    from success_metrics.sync_queue import unpack_events
 
     return {
         "org_id": data.get("org_id"),
@@ -549,9 +538,6 @@ def cmd_dlq_replay(args: argparse.Namespace) -> None:
 
 
 def cmd_dest_put(args: argparse.Namespace) -> None:
-    from success_metrics.http import parse_model
-    from success_metrics.models.destinations import DestinationRequest
-    from success_metrics.stores import destinations
 
     try:
         settings = json.loads(args.settings)
@@ -572,7 +558,6 @@ def cmd_dest_put(args: argparse.Namespace) -> None:
 
 
 def cmd_dest_list(args: argparse.Namespace) -> None:
-    from success_metrics.stores import destinations
 
     found = [
         destinations.view(d).model_dump(mode="json") for d in destinations.list_all(args.org_id)
@@ -585,7 +570,6 @@ def cmd_dest_list(args: argparse.Namespace) -> None:
 
 
 def cmd_dest_remove(args: argparse.Namespace) -> None:
-    from success_metrics.stores import destinations
 
     destinations.delete(args.org_id, args.dest_id)
     _print(args, {"dest_id": args.dest_id, "removed": True}, f"removed {args.dest_id}")
@@ -593,11 +577,6 @@ def cmd_dest_remove(args: argparse.Namespace) -> None:
 
 def cmd_dest_validate(args: argparse.Namespace) -> None:
     """GA4: send a sample event to /debug/mp/collect and show its validation messages."""
-    import time
-
-    from success_metrics.settings import get_settings
-    from success_metrics.stores import destinations
-    from success_metrics.sync import platforms, ssrf
 
     dest = destinations.get(args.org_id, args.dest_id)
     if dest.kind != "ga4":
@@ -665,6 +644,7 @@ def _api(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    # httpx loads only for outbound calls (cold start)
     import httpx
 
     api_url, headers = _api(args)
@@ -701,7 +681,6 @@ def _wait(
     line: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
     """Poll a job (an export by default) until it is no longer queued or running."""
-    import time
 
     describe = line or _export_line
     deadline = time.monotonic() + args.timeout
@@ -820,6 +799,7 @@ def cmd_export_cancel(args: argparse.Namespace) -> None:
 
 
 def cmd_export_download(args: argparse.Namespace) -> None:
+    # httpx loads only for outbound calls (cold start)
     import httpx
 
     link = _call(args, "GET", f"/v1/exports/{args.export_id}/download")
@@ -1101,8 +1081,6 @@ def _run(args: argparse.Namespace) -> None:
     if not getattr(args, "audited", False):
         args.func(args)
         return
-    from success_metrics import audit
-    from success_metrics.stores import organizations
 
     if args.group == "org" and args.cmd == "create":
         args.org_id = organizations.new_org_id()
@@ -1112,9 +1090,8 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # boto3 and botocore load on first use, not at import (cold start)
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from success_metrics.errors import SuccessMetricsError
 
     args = build_parser().parse_args(argv)
     try:

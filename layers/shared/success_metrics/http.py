@@ -6,7 +6,7 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from success_metrics import strict_json
 from success_metrics.errors import (
@@ -38,6 +38,7 @@ def problem(
 
 
 def problem_response(error: SuccessMetricsError, instance: str | None = None) -> Response[str]:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.event_handler import Response
 
     body = problem(
@@ -61,6 +62,7 @@ def raw_body(event: APIGatewayProxyEventV2) -> bytes:
 
 def register_problem_handlers(app: APIGatewayHttpResolver) -> None:
     """Map every domain error, unknown route and unexpected failure to a problem document."""
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.event_handler import Response
 
     @app.exception_handler(SuccessMetricsError)  # type: ignore[untyped-decorator]
@@ -83,6 +85,7 @@ def register_problem_handlers(app: APIGatewayHttpResolver) -> None:
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(error: Exception) -> Response[str]:
+        # boto3 and botocore load on first use, not at import (cold start)
         from botocore.exceptions import ClientError
 
         code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
@@ -148,7 +151,6 @@ class Principal:
 
 def parse_model(model: type[ModelT], data: Any, what: str = "request") -> ModelT:
     """Validate `data` into `model`, or raise a 400 naming every problem (never the values)."""
-    from pydantic import ValidationError
 
     try:
         return model.model_validate(data)

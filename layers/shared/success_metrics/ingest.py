@@ -37,7 +37,7 @@ from success_metrics.models.events import (
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, current_function, logger, metrics
 from success_metrics.settings import get_settings
-from success_metrics.stores import consent, mentions, organizations, rate_limit
+from success_metrics.stores import consent, mentions, organizations, rate_limit, suppression
 from success_metrics.stores import events as event_store
 
 if TYPE_CHECKING:
@@ -220,7 +220,6 @@ def _without_suppressed(
     organizations that have erased someone pay for the look-up."""
     if not org.has_suppressions:
         return valid, 0
-    from success_metrics.stores import suppression
 
     gone = suppression.suppressed(org, (i for s in valid for i in _ids(s)))
     kept = [s for s in valid if not gone.intersection(_ids(s))]
@@ -297,6 +296,7 @@ def _answer(result: IngestResult) -> dict[str, Any]:
 
 @cache
 def _idempotency() -> tuple[Any, Any]:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
     from success_metrics.stores import control  # on the first request: Powertools' module
@@ -313,6 +313,7 @@ def _idempotency() -> tuple[Any, Any]:
 
 @cache
 def _idempotent_process() -> Any:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.utilities.idempotency import idempotent_function
 
     store, config = _idempotency()
@@ -337,6 +338,7 @@ def ingest(
     now: float,
 ) -> IngestResponse:
     """Handle one POST of events. `headers` must have lower-case names."""
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyValidationError,

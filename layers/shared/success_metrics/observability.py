@@ -57,6 +57,7 @@ def tracing_enabled() -> bool:
 
 @functools.cache
 def get_tracer() -> Tracer:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools import Tracer
 
     return Tracer(service=SERVICE)

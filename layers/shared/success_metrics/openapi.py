@@ -14,6 +14,7 @@ import json
 from functools import cache
 from typing import Annotated, Any
 
+from success_metrics.models.api import Problem
 from success_metrics.routes import ROUTES, Param, Route, resolve
 
 TITLE = "Success Metrics API"
@@ -33,6 +34,7 @@ _ERROR_TEXT = {
 
 
 def _annotation(param: Param) -> Any:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
     marker = {"path": Path, "query": Query, "header": Header}[param.where]
@@ -45,6 +47,7 @@ def _annotation(param: Param) -> Any:
 
 def _stub(route: Route) -> Any:
     """A handler with the route's signature; only its signature is ever used."""
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.event_handler.openapi.params import Body
 
     def handler(**_: Any) -> None:  # pragma: no cover - the spec resolver is never invoked
@@ -75,7 +78,6 @@ def _stub(route: Route) -> Any:
 
 
 def _responses(route: Route) -> dict[int, Any]:
-    from success_metrics.models.api import Problem
 
     success: dict[str, Any] = {"description": route.summary}
     if route.response:
@@ -101,6 +103,7 @@ def _responses(route: Route) -> dict[int, Any]:
 @cache
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document, as a dict."""
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
     from aws_lambda_powertools.event_handler.openapi.models import (
         HTTPBearer,

@@ -6,6 +6,7 @@ added in one place and forgotten in another.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -397,7 +398,6 @@ def match(method: str, path: str) -> Route | None:
 
 def resolve(reference: str) -> Any:
     """The object a "module:Name" reference names."""
-    import importlib
 
     module, _, name = reference.partition(":")
     return getattr(importlib.import_module(module), name)

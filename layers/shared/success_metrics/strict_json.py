@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from success_metrics.errors import MalformedJsonError
@@ -73,6 +74,5 @@ def loads(raw: bytes) -> Any:
 
 
 def _digit_limit() -> int:
-    import sys
 
     return sys.get_int_max_str_digits() or 4300

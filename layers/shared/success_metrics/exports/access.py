@@ -13,17 +13,18 @@ from typing import Any
 
 from success_metrics.errors import NotFoundError
 from success_metrics.exports.models import Compression, Dataset, ExportRequest, Format
+from success_metrics.gdpr import user_id_of
+from success_metrics.http import parse_model
 from success_metrics.stores import consent, organizations
 from success_metrics.stores import events as events_store
+from success_metrics.sync import delivery_log
 
 
 def request(org_id: str, body: Any, today: date) -> ExportRequest:
     """The export request of an access request `{"user_id", "notify"}`."""
-    from success_metrics.gdpr import user_id_of
 
     user = user_id_of(body, {"user_id", "notify"}, '{"user_id": ..., "notify": [addresses]}')
     org = organizations.get_organization(org_id)
-    from success_metrics.http import parse_model
 
     return parse_model(
         ExportRequest,
@@ -70,8 +71,6 @@ def gather(org_id: str, user: str, now: float) -> dict[str, Any]:
             }
         )
     if event_ids:
-        from success_metrics.sync import delivery_log
-
         wanted = set(event_ids)
         found: dict[str, dict[str, Any]] = {}
         # Each event's deliveries by key (no listing of the whole log).

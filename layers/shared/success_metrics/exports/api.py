@@ -11,8 +11,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from success_metrics.errors import ConflictError, GoneError, ValidationFailedError
-from success_metrics.exports import links
+from success_metrics.authorizer import bearer_token
+from success_metrics.errors import (
+    ConflictError,
+    GoneError,
+    UnauthenticatedError,
+    ValidationFailedError,
+)
+from success_metrics.exports import access, links, worker
 from success_metrics.exports.models import (
     ACTIVE,
     Dataset,
@@ -27,6 +33,7 @@ from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
 from success_metrics.stores import export_jobs as jobs
 from success_metrics.stores import organizations, rate_limit
+from success_metrics.stores.export_files import ExportFiles
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -96,7 +103,6 @@ def access_request(
     caller: Principal, body: Any, now: float
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """POST /v1/gdpr/access-requests: a JSON export of everything held on one user."""
-    from success_metrics.exports import access
 
     caller.require(Scope.GDPR_WRITE)
     today = datetime.fromtimestamp(now, tz=UTC).date()
@@ -107,7 +113,6 @@ def submit(
     caller: Principal, request: ExportRequest, now: float
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Queue a job within the key's hourly limit and the organization's running cap."""
-    from success_metrics.exports import worker
 
     org = organizations.get_organization(caller.org_id)
     export_id = jobs.new_export_id(now)
@@ -160,7 +165,6 @@ def get_export(caller: Principal, export_id: str) -> dict[str, Any]:
 def cancel(caller: Principal, export_id: str, now: float) -> dict[str, Any]:
     """Cancel a queued or running export (its workers stop at their next checkpoint and the
     upload is aborted); on a finished export, withdraw the file and revoke its links."""
-    from success_metrics.exports import worker
 
     caller.require(Scope.EXPORTS_WRITE)
     job = jobs.get(caller.org_id, export_id)
@@ -191,7 +195,6 @@ def download_caller(
     """The export a download names; the credential is an API key or a signed token. Who asks
     (organization and key id, or `download-link`) is told to `identified` as soon as it is
     known, so that a refusal after that is audited too."""
-    from success_metrics.authorizer import bearer_token
 
     has_key = any(k.lower() == "authorization" for k in headers)
     if has_key:
@@ -204,7 +207,6 @@ def download_caller(
         job = links.verify(params["token"], export_id, now)
         identified(job.org_id, LINK_KEY_ID)
         return job
-    from success_metrics.errors import UnauthenticatedError
 
     raise UnauthenticatedError(
         "send an API key (Authorization: Bearer <key>) or use the link from the email"
@@ -213,7 +215,6 @@ def download_caller(
 
 def download(job: jobs.Job, now: float) -> str:
     """A fresh presigned URL for the file of `job`, when there is one."""
-    from success_metrics.stores.export_files import ExportFiles
 
     export_id = job.export_id
     if job.status is not Status.SUCCEEDED:

@@ -18,9 +18,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from success_metrics.exports.models import Dataset, Filters
+from success_metrics.metrics import query
 from success_metrics.metrics.periods import Granularity
 from success_metrics.stores import events as events_store
+from success_metrics.stores import organizations
 from success_metrics.stores.events import SHARDS
+from success_metrics.stores.metrics import read_counters
 
 Row = dict[str, Any]
 Cursor = dict[str, Any]
@@ -197,8 +200,6 @@ def metric_rows(result: dict[str, Any], summary: bool) -> Iterator[Row]:
 def metrics_result(
     org_id: str, first: date, last: date, granularity: Granularity, now: float
 ) -> dict[str, Any]:
-    from success_metrics.metrics import query
-    from success_metrics.stores import organizations
 
     org = organizations.get_organization(org_id)
     request = query.MetricsQuery.model_validate(
@@ -226,7 +227,6 @@ def day_counts(
     With a type filter only those types count; a user-type filter scales each day by that user
     type's share, so it is an estimate, never a promise.
     """
-    from success_metrics.stores.metrics import read_counters
 
     counts: dict[date, int] = {}
     for day, counters in read_counters(org_id, last, now).items():

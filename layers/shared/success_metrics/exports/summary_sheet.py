@@ -80,6 +80,7 @@ def monthly(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 def add(workbook: Any, result: dict[str, Any]) -> None:
     """Create the Summary sheet (call before any data sheet so it comes first)."""
+    # openpyxl loads only for XLSX work (cold start)
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.chart import BarChart, LineChart, Reference
     from openpyxl.styles import Font

@@ -213,6 +213,7 @@ class XlsxWriter:
         title: str = "Data",
         kinds: Sequence[str] | None = None,
     ) -> None:
+        # openpyxl loads only for XLSX work (cold start)
         from openpyxl import Workbook
 
         self.columns = list(columns)
@@ -300,6 +301,7 @@ def _typed(sheet: Any, value: Any, kind: str) -> Any:
     elif kind == "date" and isinstance(value, str):
         value = date.fromisoformat(value)
     if kind == "money":
+        # openpyxl loads only for XLSX work (cold start)
         from openpyxl.cell import WriteOnlyCell
 
         cell = WriteOnlyCell(sheet, value=float(value))

@@ -50,7 +50,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from success_metrics import aws, secret_box
-from success_metrics.errors import NotFoundError
+from success_metrics.errors import NotFoundError, ValidationFailedError
+from success_metrics.exports.models import ACTIVE, Dataset, Status
+from success_metrics.gdpr import checked_id
 from success_metrics.metrics.contributions import clean, contribution
 from success_metrics.models.organizations import Organization
 from success_metrics.observability import MetricUnit, logger, metrics
@@ -58,9 +60,11 @@ from success_metrics.settings import get_settings
 from success_metrics.stores import claims as claims_store
 from success_metrics.stores import destinations, organizations, rate_limit, suppression
 from success_metrics.stores import events as events_store
+from success_metrics.stores import export_jobs as jobs
 from success_metrics.stores import privacy as privacy_store
 from success_metrics.stores.mentions import MentionStore
 from success_metrics.stores.suppression import Identity, Kind
+from success_metrics.sync import delivery_log, privacy
 
 STEPS = ("events", "consent", "deliveries", "references", "exports", "mixpanel", "ga4")
 SYSTEMS = ("suppression", "events", "metric_claims", *STEPS[1:])
@@ -158,7 +162,6 @@ class Subject(BaseModel):
 
     def identities(self, key: bytes) -> set[Identity]:
         """Every (kind, id) the subject's events carry, as stored and as anonymised."""
-        from success_metrics.sync import privacy
 
         ids: set[Identity] = {("user", u) for u in self.user_ids()}
         ids |= {("anonymous", a) for a in self.anonymous_ids}
@@ -220,8 +223,6 @@ def _save(job: Erasure, subject: Subject | None, retention_days: int, now: float
 def request(body: Any) -> tuple[Kind, str]:
     """The subject of `POST /v1/gdpr/erasures`: `{"user_id": ...}` or `{"anonymous_id": ...}`,
     exactly one of them."""
-    from success_metrics.errors import ValidationFailedError
-    from success_metrics.gdpr import checked_id
 
     shape = '{"user_id": ...} or {"anonymous_id": ...}'
     if not isinstance(body, dict) or set(body) - {"user_id", "anonymous_id"}:
@@ -414,7 +415,7 @@ class _Run:
         anonymous ids of a user (the references scan looks for the ids known when it starts).
         For an anonymous id, only what the platforms keyed by it: Mixpanel's device id and
         GA4's client id, never the user id an event may also carry."""
-        from success_metrics.sync import platforms, privacy
+        from success_metrics.sync import platforms  # not at import: it brings httpx
 
         subject = self.subject
         anonymous = doc.get("anonymous_id")
@@ -461,7 +462,6 @@ class _Run:
     # -- 3. delivery-log payloads
 
     def step_deliveries(self) -> bool:
-        from success_metrics.sync import delivery_log
 
         identities = self.identities()
         needles = self.needles()
@@ -519,9 +519,8 @@ class _Run:
     # -- 5. export files
 
     def step_exports(self) -> bool:
+        # two modules are named worker: each imported where it is used
         from success_metrics.exports import worker
-        from success_metrics.exports.models import ACTIVE, Dataset, Status
-        from success_metrics.stores import export_jobs as jobs
 
         progress = self.system("exports")
         now = time.time()
@@ -578,7 +577,7 @@ class _Run:
 
     def _settle(self, detail: dict[str, Any], outcome: Any) -> bool:
         """Record a platform answer; False when the destination is finished (failed)."""
-        from success_metrics.sync import platforms
+        from success_metrics.sync import platforms  # not at import: it brings httpx
 
         if outcome.retryable:
             if not self.last_attempt:
@@ -591,6 +590,7 @@ class _Run:
         return True
 
     def _mixpanel(self, dest: Any, detail: dict[str, Any]) -> None:
+        # brings httpx: loaded only when a platform is called (cold start)
         from success_metrics.sync import deletions, worker
 
         values = destinations.secrets(dest)
@@ -631,6 +631,7 @@ class _Run:
         detail.update(status="done", error=None)
 
     def _ga4(self, dest: Any, detail: dict[str, Any]) -> None:
+        # brings httpx: loaded only when a platform is called (cold start)
         from success_metrics.sync import deletions, worker
 
         values = destinations.secrets(dest)
@@ -684,8 +685,10 @@ class _Run:
         detail.update(status="done", error=None)
 
     def _guard(self, dest: Any, send: Callable[[], Any]) -> Any:
+        # this Powertools utility loads when first used (cold start)
         from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
 
+        # brings httpx, and exports has a worker too: imported where it is used
         from success_metrics.sync import platforms, worker
 
         try:

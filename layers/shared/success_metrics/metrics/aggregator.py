@@ -24,6 +24,7 @@ from typing import Any
 
 from success_metrics.metrics.contributions import Contribution, Token, contribution
 from success_metrics.stores import metrics as metrics_store
+from success_metrics.stores import organizations, suppression
 from success_metrics.stores.claims import Claims
 
 
@@ -94,7 +95,6 @@ def apply(org_id: str, message_id: str, deltas: Deltas, retention_days: int) -> 
 
 def handle(message_id: str, body: dict[str, Any]) -> int:
     """Count one sync-queue message's events; safe to call again for the same message."""
-    from success_metrics.stores import organizations, suppression
 
     org = organizations.get_organization(body["org_id"])
     # An erased user's events still in the queue are not counted (nor claimed) any more.

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from success_metrics.settings import get_settings
+
 Secret = Annotated[str, Field(min_length=1, max_length=512)]
 
 
@@ -71,7 +73,6 @@ class WebhookSettings(_Settings):
 
 
 def _loopback_allowed() -> bool:
-    from success_metrics.settings import get_settings
 
     return get_settings().allow_loopback_webhooks
 

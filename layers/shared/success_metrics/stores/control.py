@@ -12,6 +12,7 @@ from success_metrics.settings import get_settings
 
 
 def idempotency_persistence() -> Any:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     return DynamoDBPersistenceLayer(
@@ -23,6 +24,7 @@ def idempotency_persistence() -> Any:
 
 
 def breaker_persistence() -> Any:
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
         CircuitBreakerDynamoDBPersistence,
     )

@@ -28,6 +28,7 @@ from success_metrics.exports.models import Filters
 from success_metrics.models.events import Event
 from success_metrics.settings import get_settings
 from success_metrics.stores import batch
+from success_metrics.stores.mentions import MentionStore, mentioned
 
 SHARDS = 8
 
@@ -113,7 +114,6 @@ def put_once(
 
 def mentions(event: Event) -> set[str]:
     """What the event mentions, for the erasure index (see `stores.mentions`)."""
-    from success_metrics.stores.mentions import mentioned
 
     return mentioned(
         {
@@ -127,7 +127,6 @@ def mentions(event: Event) -> set[str]:
 def index_mentions(org: Any, events: Sequence[Event], retention_days: int) -> int:
     """Record what these stored events mention (idempotent: a retried delivery writes the same
     entries again); returns the entries written."""
-    from success_metrics.stores.mentions import MentionStore
 
     entries = [
         (e.id, found, expires_at(e, retention_days)) for e in events if (found := mentions(e))

@@ -295,7 +295,7 @@ def set_slack_webhook(org_id: str, url: str | None) -> Organization:
     """The Slack incoming webhook for the digest and alerts (encrypted; None removes it).
     Refused (`ssrf.UnsafeDestinationError`, a 400) unless `slack.check_url` accepts it: https,
     a host in `SLACK_ALLOWED_HOSTS`, public addresses only."""
-    from success_metrics import slack
+    from success_metrics import slack  # not at import: it brings httpx (cold start)
 
     if url is not None:
         slack.check_url(url)

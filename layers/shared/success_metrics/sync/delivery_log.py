@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from success_metrics.errors import ConflictError, NotFoundError
 from success_metrics.settings import get_settings
+from success_metrics.stores import organizations
 from success_metrics.stores.deliveries import DeliveryStore, Page
+from success_metrics.sync_queue import pack_events, unpack_events
 
 Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"]
 
@@ -24,7 +27,6 @@ def store() -> DeliveryStore:
 def _expiry(org_id: str) -> int:
     """DELIVERY_LOG_DAYS from now, or the organization's retention when that is shorter: the
     log keeps payloads, which must not outlive the events they carry."""
-    from success_metrics.stores import organizations
 
     retention = organizations.get_organization(org_id).retention_days
     days = min(get_settings().delivery_log_days, retention)
@@ -209,15 +211,11 @@ def reopen(org_id: str, delivery_id: str) -> dict[str, Any]:
     """Forget final failures so a retry sends those events again; returns the payload."""
     current = summary(org_id, delivery_id)
     if current is not None and current.get("status") == "withheld":
-        from success_metrics.errors import ConflictError
-
         raise ConflictError(
             f"delivery {delivery_id} was withheld for lack of consent: it has nothing to retry "
             "(the events were never queued for the destination)"
         )
     if current is None or not current.get("payload"):
-        from success_metrics.errors import NotFoundError
-
         raise NotFoundError(f"delivery {delivery_id} does not exist")
     current.update(status="pending", failed={}, error=None)
     payload: dict[str, Any] = current.pop("payload")
@@ -230,7 +228,6 @@ def scrub_payloads(
 ) -> int:
     """Apply `transform` to the events kept in every delivery payload of the organization
     (GDPR erasure); rewrites the summaries it changed and returns how many."""
-    from success_metrics.sync_queue import pack_events, unpack_events
 
     log = store()
     changed = 0

@@ -34,8 +34,9 @@ from success_metrics.errors import NotFoundError
 from success_metrics.models.destinations import Destination
 from success_metrics.observability import MetricUnit, logger, metrics
 from success_metrics.settings import get_settings
-from success_metrics.stores import destinations
+from success_metrics.stores import control, destinations, organizations, suppression
 from success_metrics.sync import delivery_log, platforms, ssrf
+from success_metrics.sync_queue import unpack_events
 
 ATTEMPTS = 3
 MAX_WAIT_SECONDS = 20.0
@@ -62,7 +63,6 @@ class Delivery:
 
     @cached_property
     def events(self) -> list[dict[str, Any]]:
-        from success_metrics.sync_queue import unpack_events
 
         return unpack_events(self.body)
 
@@ -81,7 +81,6 @@ def client() -> httpx.Client:
 
 @cache
 def _breaker_store() -> Any:
-    from success_metrics.stores import control
 
     return control.breaker_persistence()
 
@@ -95,6 +94,7 @@ def _on_transition(dest: Destination) -> Callable[[Any], None]:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         logger.warning("circuit breaker changed", extra={"dest_id": dest.dest_id, "state": state})
         if "open" in state.lower() and "half" not in state.lower():
+            # brings httpx: loaded only when a platform is called (cold start)
             from success_metrics.sync import alerts
 
             alerts.breaker_opened(dest)
@@ -104,6 +104,7 @@ def _on_transition(dest: Destination) -> Callable[[Any], None]:
 
 def guarded(dest: Destination, send: Callable[[], platforms.Outcome]) -> platforms.Outcome:
     """One request: retried with tenacity, each attempt inside the shared circuit breaker."""
+    # this Powertools utility loads when first used (cold start)
     from aws_lambda_powertools.utilities.circuit_breaker import (
         CircuitBreakerConfig,
         circuit_breaker,
@@ -219,7 +220,6 @@ def _pending(
 ) -> list[tuple[Delivery, dict[str, Any], list[dict[str, Any]]]]:
     """Each delivery, its summary so far, and the events it has not settled yet (never those
     of a user erased since the delivery was queued)."""
-    from success_metrics.stores import organizations, suppression
 
     org = organizations.get_organization(dest.org_id)
     gone = suppression.suppressed(
@@ -355,7 +355,7 @@ def track_health(dest: Destination, succeeded: bool, failed: bool, now: float) -
                     update={"enabled": False, "disabled_reason": reason, "failing_since": since}
                 )
             )
-            from success_metrics.sync import alerts
+            from success_metrics.sync import alerts  # Slack: only when a breaker trips
 
             alerts.post(
                 dest.org_id,
@@ -382,6 +382,7 @@ def deliver(deliveries: list[Delivery], now: float) -> set[str]:
             continue
         if not dest.enabled:
             continue
+        # this Powertools utility loads when first used (cold start)
         from aws_lambda_powertools.utilities.circuit_breaker import CircuitBreakerOpenError
 
         try:
