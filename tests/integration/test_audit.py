@@ -26,7 +26,8 @@ from success_metrics import audit, aws, cli
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.routes import ROUTES, Route
 from success_metrics.settings import get_settings
-from success_metrics.stores import destinations, organizations
+from success_metrics.stores import audit as audit_store
+from success_metrics.stores import destinations, items, organizations
 from tests.integration.conftest import scan_all
 from tests.support import Response, invoke_http
 from tests.support.api import authorize
@@ -95,7 +96,7 @@ def call(
 
 def records(stack: Stack, org_id: str) -> list[dict[str, Any]]:
     table = stack.physical["AuditTable"]["Ref"]
-    found = [audit._deserialize(i) for i in scan_all(table)]
+    found = [items.deserialize(i) for i in scan_all(table)]
     return sorted((r for r in found if r["org_id"] == org_id), key=lambda r: r["sk"])
 
 
@@ -124,7 +125,9 @@ class _Throttled:
 @contextmanager
 def audit_table_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with monkeypatch.context() as patch:
-        patch.setattr(audit, "aws", SimpleNamespace(dynamodb=lambda: _Throttled(aws.dynamodb())))
+        patch.setattr(
+            audit_store, "aws", SimpleNamespace(dynamodb=lambda: _Throttled(aws.dynamodb()))
+        )
         yield
 
 

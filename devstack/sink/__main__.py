@@ -1,0 +1,5 @@
+"""`python -m devstack.sink`: the sink on its own."""
+
+from devstack.sink.server import main
+
+main()
