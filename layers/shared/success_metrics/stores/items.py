@@ -12,23 +12,30 @@ import binascii
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import cache
 from typing import Any
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from success_metrics.errors import ValidationFailedError
 
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+
+@cache
+def _converters() -> tuple[Any, Any]:
+    # boto3 and botocore load on first use, not at import (cold start): importing
+    # boto3.dynamodb.types imports boto3 itself.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 def serialize(values: dict[str, Any]) -> dict[str, Any]:
     """`{"name": value}` as `{"name": {"S": …}}`; None values are left out."""
-    return {k: _SERIALIZER.serialize(v) for k, v in values.items() if v is not None}
+    serializer = _converters()[0]
+    return {k: serializer.serialize(v) for k, v in values.items() if v is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: plain(_DESERIALIZER.deserialize(v)) for k, v in item.items()}
+    deserializer = _converters()[1]
+    return {k: plain(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def plain(value: Any) -> Any:
