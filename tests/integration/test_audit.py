@@ -22,7 +22,8 @@ from botocore.exceptions import ClientError
 from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.template import functions, load
-from success_metrics import audit, aws, cli
+from smctl import app as cli
+from success_metrics import audit, aws
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.routes import ROUTES, Route
 from success_metrics.settings import get_settings

@@ -694,7 +694,7 @@ def test_smctl_gdpr_erase_takes_a_user_id_or_an_anonymous_id(
 ) -> None:
     import httpx
 
-    from success_metrics import cli
+    from smctl import app as cli
 
     def through_the_api(method: str, url: str, **kwargs: Any) -> httpx.Response:
         """smctl's requests, answered by the gdpr_api function (the worker runs before a

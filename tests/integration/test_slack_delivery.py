@@ -13,7 +13,8 @@ import pytest
 from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Sink
-from success_metrics import cli, clock
+from smctl import app as cli
+from success_metrics import clock
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.stores import destinations, organizations
 from success_metrics.sync import alerts, ssrf

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devstack.provision import Stack
-from success_metrics import cli
+from smctl import app as cli
 from success_metrics.stores import organizations
 
 

@@ -10,6 +10,8 @@ from standardwebhooks.webhooks import Webhook
 
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
+from smctl import app as cli
+from smctl.commands.dlq import dead_letter_url
 from success_metrics import aws
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.stores import organizations
@@ -257,10 +259,8 @@ def test_deliveries_api_lists_filters_and_retries_a_failed_delivery(
 def test_dead_letters_can_be_listed_and_replayed_with_smctl(
     stack: Stack, org: CreatedOrganization, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from success_metrics import cli
-
     sqs = aws.sqs()
-    dlq = cli._dead_letter_url(stack.physical["DeliveryQueue"]["Ref"])
+    dlq = dead_letter_url(stack.physical["DeliveryQueue"]["Ref"])
     sqs.send_message(
         QueueUrl=dlq,
         MessageBody=json.dumps(

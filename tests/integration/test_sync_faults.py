@@ -17,7 +17,9 @@ from standardwebhooks.webhooks import Webhook
 from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
-from success_metrics import aws, caches, cli
+from smctl import app as cli
+from smctl.commands.dlq import dead_letter_url
+from success_metrics import aws, caches
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.sync import platforms, router, worker
 from tests.support import forwardable, post_events
@@ -196,7 +198,7 @@ def test_full_outage_opens_the_breaker_dead_letters_and_a_replay_delivers_the_re
         with contextlib.suppress(AssertionError):  # still unsettled: that is the outage
             pump(stack, rounds=30)
         time.sleep(1.1)  # let the breaker probe again
-    dlq = cli._dead_letter_url(stack.physical["DeliveryQueue"]["Ref"])
+    dlq = dead_letter_url(stack.physical["DeliveryQueue"]["Ref"])
     capsys.readouterr()
     assert cli.main(["dlq", "list", "--no-local", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

@@ -1,0 +1,1 @@
+"""One module per command group; `smctl.app` adds them to the root group."""

@@ -1,0 +1,119 @@
+"""`smctl dest`: an organization's destinations (Mixpanel, GA4, Slack, signed webhooks)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from smctl.changes import audited, uses_aws
+from smctl.options import CliError, global_options, output
+from success_metrics.http import parse_model
+from success_metrics.models.destinations import DestinationRequest
+from success_metrics.settings import get_settings
+from success_metrics.stores import destinations
+from success_metrics.sync import platforms, ssrf
+
+
+@click.group(help="destinations")
+@global_options
+def dest() -> None:
+    pass
+
+
+@dest.command(help="create or replace a destination")
+@global_options
+@click.argument("org_id")
+@click.argument("dest_id")
+@click.option(
+    "--settings",
+    required=True,
+    help='JSON, e.g. \'{"kind": "ga4", "measurement_id": "G-XXXX", "api_secret": "..."}\'',
+)
+@click.option("--name")
+@click.option("--disabled", is_flag=True)
+@audited("dest put", resource="dest_id")
+def put(org_id: str, dest_id: str, settings: str, name: str | None, disabled: bool) -> None:
+    try:
+        parsed = json.loads(settings)
+    except ValueError as exc:
+        raise CliError(f"--settings must be JSON: {exc}") from exc
+    request = parse_model(
+        DestinationRequest,
+        {"name": name or dest_id, "enabled": not disabled, "settings": parsed},
+        "destination",
+    )
+    saved, generated = destinations.put(org_id, dest_id, request)
+    data = destinations.view(saved).model_dump(mode="json")
+    text = f"{saved.dest_id}: {saved.kind} destination saved"
+    if generated:
+        data["signing_secret"] = generated
+        text += f"\nsigning secret {generated} (shown once: give it to the endpoint's owner)"
+    output(data, text)
+
+
+@dest.command("list", help="list destinations (secrets are never shown)")
+@global_options
+@click.argument("org_id")
+@uses_aws
+def list_destinations(org_id: str) -> None:
+    found = [destinations.view(d).model_dump(mode="json") for d in destinations.list_all(org_id)]
+    lines = [
+        f"{d['dest_id']:20} {d['kind']:9} {'enabled ' if d['enabled'] else 'disabled'} {d['name']}"
+        for d in found
+    ]
+    output(found, "\n".join(lines) or "no destinations")
+
+
+@dest.command(help="remove a destination")
+@global_options
+@click.argument("org_id")
+@click.argument("dest_id")
+@audited("dest remove", resource="dest_id")
+def remove(org_id: str, dest_id: str) -> None:
+    destinations.delete(org_id, dest_id)
+    output({"dest_id": dest_id, "removed": True}, f"removed {dest_id}")
+
+
+@dest.command(help="check a GA4 destination with /debug/mp/collect")
+@global_options
+@click.argument("org_id")
+@click.argument("dest_id")
+@uses_aws
+def validate(org_id: str, dest_id: str) -> None:
+    """Send a sample event to GA4's /debug/mp/collect and show its validation messages."""
+    found = destinations.get(org_id, dest_id)
+    if found.kind != "ga4":
+        raise CliError("only GA4 offers a validation endpoint (/debug/mp/collect)")
+    sample = {
+        "id": "evt_validate",
+        "type": "user.signed_up",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user_id": "usr_validate",
+        "properties": {"channel": "smctl"},
+    }
+    requests, _ = platforms.ga4_requests([sample], time.time())
+    _, body = requests[0]
+    settings = get_settings()
+    with ssrf.guarded_client(allow_loopback=settings.allow_loopback_webhooks) as client:
+        response = client.post(
+            f"{settings.ga4_api_url.rstrip('/')}/debug/mp/collect",
+            params={
+                "measurement_id": str(found.public["measurement_id"]),
+                "api_secret": destinations.secrets(found)["api_secret"],
+            },
+            json=body,
+        )
+    try:
+        messages = response.json().get("validationMessages", [])
+    except ValueError:
+        messages = [{"description": response.text[:200]}]
+    output(
+        {"status": response.status_code, "validation_messages": messages},
+        "valid"
+        if response.status_code == 200 and not messages
+        else "\n".join(m.get("description", str(m)) for m in messages) or str(response.status_code),
+    )
+    if messages or response.status_code != 200:
+        raise SystemExit(1)
