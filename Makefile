@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz audit \
 	deploy-check iam-reset iam-table
 
-$(STAMP): requirements-dev.txt layers/shared/requirements.txt pyproject.toml
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt smctl/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
