@@ -1,7 +1,7 @@
 """Export benchmark, with baselines measured in the same run.
 
 (a) writer throughput: rows/s of the CSV, NDJSON and XLSX writers through the streaming
-    pipeline (`worker.pump`: writer -> part buffer -> parts written to a file) divided by the raw
+    pipeline (`slices.pump`: writer -> part buffer -> parts written to a file) divided by the raw
     library on the same rows (`csv.writer` to a file, `json.dumps` lines, openpyxl write-only
     save) - target >= 0.7;
 (b) memory: peak RSS of a 1,000,000-row CSV export through the same pipeline divided by a
@@ -76,7 +76,7 @@ def columns() -> list[str]:
 
 def pipeline(fmt: str, count: int, out: Path, part_bytes: int = 8 * 1024 * 1024) -> float:
     """Seconds to push `count` rows through the export's streaming core into a file."""
-    from success_metrics.exports import worker, writers
+    from success_metrics.exports import slices, writers
 
     with out.open("wb") as sink:
 
@@ -84,10 +84,10 @@ def pipeline(fmt: str, count: int, out: Path, part_bytes: int = 8 * 1024 * 1024)
             sink.write(data)
 
         begin = time.perf_counter()
-        last = worker.pump(
+        last = slices.pump(
             rows(count),
             writers.text_writer(fmt, columns()),
-            worker.PartBuffer(False, part_bytes),
+            slices.PartBuffer(False, part_bytes),
             part_done,
             lambda: None,
         )
@@ -252,11 +252,11 @@ def end_to_end() -> None:
         elapsed = time.perf_counter() - begin
         job = jobs.get(org, export_id)
         days = (last_day - START.date()).days + 1
-        if job.file is None or job.file["rows"] != MOTO_EVENTS:
+        if job.file is None or job.file.rows != MOTO_EVENTS:
             raise SystemExit(f"the benchmark export did not finish: {job.status}")
         print(
             f"    {MOTO_EVENTS:,} rows over {days} days x 8 shards in {elapsed:.1f} s: "
-            f"{MOTO_EVENTS / elapsed:,.0f} rows/s ({job.file['bytes'] / 1e6:.1f} MB, "
+            f"{MOTO_EVENTS / elapsed:,.0f} rows/s ({job.file.bytes / 1e6:.1f} MB, "
             f"{days * 8} ByDay queries)"
         )
 
@@ -293,7 +293,7 @@ def read_path() -> float:
     from botocore.parsers import create_parser
     from botocore.session import get_session
 
-    from success_metrics.exports import datasets, worker, writers
+    from success_metrics.exports import datasets, slices, writers
 
     items = stored_items(3000)
     page: list[dict[str, Any]] = []
@@ -309,7 +309,7 @@ def read_path() -> float:
     best = float("inf")
     for _ in range(RUNS):
         writer = writers.text_writer("csv", columns())
-        buffer = worker.PartBuffer(False, 8 * 1024 * 1024)
+        buffer = slices.PartBuffer(False, 8 * 1024 * 1024)
         begin = time.perf_counter()
         for _ in range(5):
             parsed = parser.parse({"status_code": 200, "headers": {}, "body": body}, shape)

@@ -13,7 +13,8 @@ from devstack import iam
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
 from success_metrics import aws
-from success_metrics.gdpr import erasure
+from success_metrics.gdpr import erasure, steps
+from success_metrics.gdpr import job as job_record
 from success_metrics.metrics import aggregator
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import CreatedOrganization, Scope
@@ -302,9 +303,9 @@ def test_an_erasure_interrupted_anywhere_resumes_and_ends_the_same(
     post_events(webhook_handler, org.org_id, org.webhook_secret, {"events": ana + ben})
     aggregate(stack)
     run_sync(stack)
-    monkeypatch.setattr(erasure, "PAGE", 2)  # several pages of Ana's events
+    monkeypatch.setattr(steps, "PAGE", 2)  # several pages of Ana's events
     saves = {"n": 0, "crash_at": set(range(2, 40, 3))}
-    real_save = erasure._save
+    real_save = job_record.save
 
     def crashing_save(*args: Any, **kwargs: Any) -> Any:
         saves["n"] += 1
@@ -312,7 +313,7 @@ def test_an_erasure_interrupted_anywhere_resumes_and_ends_the_same(
             raise RuntimeError(f"crash before save {saves['n']}")
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(erasure, "_save", crashing_save)
+    monkeypatch.setattr(job_record, "save", crashing_save)
     answer = erasure_api(authorizer_handler, org.api_key, "POST", body={"user_id": ANA})
     assert answer.status == 202, answer
     invocations = work(stack, crashes_resend=True)
@@ -387,7 +388,7 @@ def test_a_platform_that_keeps_failing_waits_in_the_queue_then_is_recorded_faile
     assert waiting.status == "running"
     assert waiting.step == "ga4"
     assert waiting.systems["mixpanel"].status == "done"
-    assert "503" in (waiting.systems["ga4"].detail["ga4"].get("error") or "")
+    assert "503" in (waiting.systems["ga4"].detail["ga4"].error or "")
 
     work(stack)  # redelivered until the last receive (GDPR_ATTEMPTS), then recorded
     final = erasure.get(org.org_id, answer.json["erasure_id"])

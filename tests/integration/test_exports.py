@@ -19,7 +19,7 @@ import pytest
 from devstack import demo
 from devstack.provision import Stack
 from success_metrics import aws, caches
-from success_metrics.exports import datasets, worker
+from success_metrics.exports import datasets, slices
 from success_metrics.exports.writers import neutralise
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.stores import export_jobs as jobs
@@ -297,7 +297,7 @@ def test_a_fanned_out_export_is_byte_identical_to_one_worker(
 
     job = jobs.get(world.org.org_id, many["id"])
     assert job.plan is not None
-    assert len(job.plan["slices"]) >= 5
+    assert len(job.plan.slices) >= 5
     assert world.file(many) == world.file(one)
     assert many["progress"]["rows"] == EVENT_COUNT
 
@@ -321,7 +321,7 @@ def chaos(rng: random.Random, probability: float) -> Any:
 
         return maybe_die
 
-    real_rows = worker._rows
+    real_rows = slices.rows
 
     def dying_rows(*args: Any, **kwargs: Any) -> Any:
         for item in real_rows(*args, **kwargs):
@@ -335,7 +335,7 @@ def chaos(rng: random.Random, probability: float) -> Any:
         mock.patch.object(jobs, "save_checkpoint", wrap(jobs.save_checkpoint)),
         mock.patch.object(jobs, "finish_slice", wrap(jobs.finish_slice)),
         mock.patch.object(jobs, "start", wrap(jobs.start)),
-        mock.patch.object(worker, "_rows", dying_rows),
+        mock.patch.object(slices, "rows", dying_rows),
     ]
 
 
@@ -460,8 +460,9 @@ def test_cancel_stops_the_worker_at_its_next_checkpoint_and_aborts_the_upload(
     world.run(remaining_ms=lambda: 30_000, max_invocations=1)  # plan, one part, hand over
     job = jobs.get(world.org.org_id, export_id)
     assert job.status.value == "running"
-    upload = job.slice(0).checkpoint or {}
-    assert upload.get("upload_id")
+    upload = job.slice(0).checkpoint
+    assert upload is not None
+    assert upload.upload_id
 
     cancelled = world.api.cancel(export_id)
     assert cancelled.status == 200
@@ -470,7 +471,7 @@ def test_cancel_stops_the_worker_at_its_next_checkpoint_and_aborts_the_upload(
 
     bucket = world.stack.physical["ExportsBucket"]["Ref"]
     uploads = aws.s3().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    assert upload["upload_id"] not in [u["UploadId"] for u in uploads]
+    assert upload.upload_id not in [u["UploadId"] for u in uploads]
     objects = aws.s3().list_objects_v2(
         Bucket=bucket, Prefix=f"exports/{world.org.org_id}/{export_id}/"
     )

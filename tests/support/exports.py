@@ -230,7 +230,7 @@ def file_bytes(org_id: str, export_id: str) -> bytes:
 
     job = jobs.get(org_id, export_id)
     assert job.file is not None, job.status
-    body = aws.s3().get_object(Bucket=stack_bucket(), Key=job.file["key"])["Body"]
+    body = aws.s3().get_object(Bucket=stack_bucket(), Key=job.file.key)["Body"]
     data: bytes = body.read()
     return data
 
@@ -240,7 +240,7 @@ def manifest(org_id: str, export_id: str) -> dict[str, Any]:
 
     job = jobs.get(org_id, export_id)
     assert job.file is not None
-    body = aws.s3().get_object(Bucket=stack_bucket(), Key=job.file["manifest_key"])["Body"]
+    body = aws.s3().get_object(Bucket=stack_bucket(), Key=job.file.manifest_key)["Body"]
     loaded: dict[str, Any] = json.loads(body.read())
     return loaded
 

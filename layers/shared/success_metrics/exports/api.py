@@ -18,7 +18,7 @@ from success_metrics.errors import (
     UnauthenticatedError,
     ValidationFailedError,
 )
-from success_metrics.exports import access, links, worker
+from success_metrics.exports import access, finish, links, worker
 from success_metrics.exports.models import (
     ACTIVE,
     Dataset,
@@ -56,11 +56,11 @@ def view(job: jobs.Job) -> dict[str, Any]:
     file = None
     if job.file is not None and not job.links_revoked:
         file = {
-            "name": job.file["name"],
-            "rows": job.file["rows"],
-            "bytes": job.file["bytes"],
-            "sha256": job.file["sha256"],
-            "expires_at": _iso(job.file["expires_at"]),
+            "name": job.file.name,
+            "rows": job.file.rows,
+            "bytes": job.file.bytes,
+            "sha256": job.file.sha256,
+            "expires_at": _iso(job.file.expires_at),
         }
     self_link = f"/v1/exports/{job.export_id}"
     answer = ExportView(
@@ -77,7 +77,7 @@ def view(job: jobs.Job) -> dict[str, Any]:
         created_at=_iso(job.created_at) or "",
         started_at=_iso(job.started_at),
         finished_at=_iso(job.finished_at),
-        expires_at=_iso(job.file["expires_at"]) if job.file else None,
+        expires_at=_iso(job.file.expires_at) if job.file else None,
         error=job.error,
         file=file,
         links={"self": self_link}
@@ -170,12 +170,12 @@ def cancel(caller: Principal, export_id: str, now: float) -> dict[str, Any]:
     job = jobs.get(caller.org_id, export_id)
     if job.status in ACTIVE:
         if jobs.cancel(job, now):
-            worker.cleanup(jobs.get(caller.org_id, export_id))
+            finish.cleanup(jobs.get(caller.org_id, export_id))
             metrics.add_metric(name="ExportsCancelled", unit=MetricUnit.Count, value=1)
         return view(jobs.get(caller.org_id, export_id))
     if job.status is Status.SUCCEEDED:
         jobs.revoke_links(job)
-        worker.cleanup(job, keep_file=False)
+        finish.cleanup(job, keep_file=False)
         return view(jobs.get(caller.org_id, export_id))
     if job.status is Status.CANCELLED:
         return view(job)
@@ -221,10 +221,10 @@ def download(job: jobs.Job, now: float) -> str:
         raise ConflictError(f"export {export_id} is {job.status.value}; there is no file yet")
     if job.file is None or job.links_revoked:
         raise GoneError(f"the file of export {export_id} has been withdrawn")
-    if int(job.file["expires_at"]) <= now:
+    if job.file.expires_at <= now:
         raise GoneError(f"the file of export {export_id} has expired; request a new export")
     url = ExportFiles.default().download_url(
-        job.file["key"], job.file["name"], get_settings().download_url_seconds
+        job.file.key, job.file.name, get_settings().download_url_seconds
     )
     metrics.add_metric(name="ExportDownloads", unit=MetricUnit.Count, value=1)
     return url

@@ -48,16 +48,18 @@ def ready(
     job: jobs.Job, link: str, expires_at: float, summary: dict[str, Any] | None
 ) -> tuple[str, str, str]:
     """Subject, text and HTML of a finished export's email."""
-    file = job.file or {}
+    rows_out, size_out, sha256 = (
+        (job.file.rows, job.file.bytes, job.file.sha256) if job.file else (0, 0, "")
+    )
     facts = headline(summary) if summary else []
     subject = f"Your export is ready: {_describe(job)}"
-    size = f"{int(file.get('bytes', 0)) / 1024 / 1024:,.1f} MB"
+    size = f"{size_out / 1024 / 1024:,.1f} MB"
     lines = [
         f"Your export ({_describe(job)}) is ready.",
         "",
-        f"Rows: {int(file.get('rows', 0)):,}",
+        f"Rows: {rows_out:,}",
         f"Size: {size}",
-        f"SHA-256: {file.get('sha256', '')}",
+        f"SHA-256: {sha256}",
         "",
         f"Download: {link}",
         f"The link works until {_date(expires_at)}.",
@@ -76,8 +78,8 @@ def ready(
         f"<h2>Your export is ready</h2><p>{html.escape(_describe(job))}</p>"
         f"<p><a href='{html.escape(link, quote=True)}'>Download the file</a> "
         f"(works until {html.escape(_date(expires_at))})</p>"
-        f"<p>Rows: {int(file.get('rows', 0)):,} &middot; Size: {html.escape(size)}<br>"
-        f"SHA-256: <code>{html.escape(str(file.get('sha256', '')))}</code></p>"
+        f"<p>Rows: {rows_out:,} &middot; Size: {html.escape(size)}<br>"
+        f"SHA-256: <code>{html.escape(sha256)}</code></p>"
         + (f"<h3>Summary of the range</h3><table>{rows}</table>" if rows else "")
         + f"<p style='color:#777'>Export id {html.escape(job.export_id)}</p></body></html>"
     )

@@ -134,3 +134,95 @@ class ExportView(BaseModel):
     error: str | None = None
     file: dict[str, Any] | None = None
     links: dict[str, str]
+
+
+# ------------------------------------------------------------------ the worker's state
+# Stored as JSON in the job record (plan, slice checkpoints and results, file) and beside the
+# file (manifest); the field names are those of the stored JSON.
+
+
+class DaySlice(BaseModel):
+    """Whole days of the range that one slice exports."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+
+class Plan(BaseModel):
+    """What planning decided: the moment the export reads as of (events stored later are left
+    out), the estimated rows, the slices, and the S3 key of the snapshot of the figures the
+    export needs besides events."""
+
+    as_of: int
+    estimated_rows: int
+    slices: list[DaySlice]
+    snapshot: str
+
+
+class Checkpoint(BaseModel):
+    """A slice's progress, saved after each uploaded part: its multipart upload, the parts and
+    bytes uploaded, the rows written, and the dataset cursor after the last row of the last
+    part (None at the start of the slice). That is all the writer's state: the writers resume
+    from the row count (the CSV header and the JSON brackets and commas depend on nothing else),
+    and the rows after the cursor are read again. `completing`: every part is uploaded and only
+    completing the upload and recording the slice are left."""
+
+    upload_id: str
+    parts: int = 0
+    rows: int = 0
+    bytes: int = 0
+    cursor: dict[str, Any] | None = None
+    completing: bool = False
+
+
+class SliceResult(BaseModel):
+    """A finished slice: its object (the file itself when there is one slice) and its size."""
+
+    key: str
+    rows: int
+    bytes: int
+    parts: int
+
+
+class ExportFile(BaseModel):
+    """The finished file, as the job record keeps it."""
+
+    name: str
+    key: str
+    manifest_key: str
+    rows: int
+    bytes: int
+    sha256: str
+    expires_at: int
+
+
+class ManifestColumn(BaseModel):
+    name: str
+    type: str
+
+
+class Manifest(BaseModel):
+    """`manifest.json`, written beside the file."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    export_id: str
+    org_id: str
+    file: str
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+    columns: list[ManifestColumn]
+    dataset: Dataset
+    format: Format
+    compression: Compression
+    range: DaySlice
+    filters: dict[str, Any]
+    granularity: Granularity | None
+    created_at: int
+    finished_at: int
+    expires_at: int
+    sheets: list[str] | None = None

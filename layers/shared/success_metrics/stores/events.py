@@ -248,7 +248,7 @@ def _pages(
 
 
 def user_event_keys(
-    org_id: str, user: str, after: str | None
+    org_id: str, user: str, after: str | None, page_size: int | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(user sort key, base-table key) of the user's events, oldest first (ByUser is keys
     only: the events themselves are read in batches)."""
@@ -260,6 +260,8 @@ def user_event_keys(
     }
     if after:
         request["ExpressionAttributeValues"][":after"] = {"S": after}
+    if page_size:
+        request["Limit"] = page_size
     client = aws.dynamodb()
     while True:
         page = client.query(**request)
@@ -268,6 +270,17 @@ def user_event_keys(
         if "LastEvaluatedKey" not in page:
             return
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def user_event_ids(org_id: str, user: str, after: str | None, limit: int) -> list[tuple[str, str]]:
+    """A page of (user sort key, event id) of the user's events after `after`, oldest first:
+    at most `limit`, for a resumable walk."""
+    found = []
+    for sort_key, key in user_event_keys(org_id, user, after, page_size=limit):
+        found.append((sort_key, str(key["pk"]["S"]).split("#", 1)[1]))
+        if len(found) == limit:
+            break
+    return found
 
 
 def user_events(

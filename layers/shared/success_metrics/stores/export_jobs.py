@@ -13,7 +13,6 @@ string set; a conditional `ADD` on its size caps them atomically across all inst
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -24,7 +23,15 @@ from botocore.exceptions import ClientError
 
 from success_metrics import aws
 from success_metrics.errors import NotFoundError, RateLimitedError, ValidationFailedError
-from success_metrics.exports.models import ACTIVE, ExportRequest, Status
+from success_metrics.exports.models import (
+    ACTIVE,
+    Checkpoint,
+    ExportFile,
+    ExportRequest,
+    Plan,
+    SliceResult,
+    Status,
+)
 from success_metrics.settings import get_settings
 from success_metrics.stores import items
 
@@ -52,20 +59,20 @@ class SliceState:
     """One slice's progress: where it is, what it has uploaded, whether it is finished."""
 
     seq: int = 0
-    checkpoint: dict[str, Any] | None = None
-    done: dict[str, Any] | None = None
+    checkpoint: Checkpoint | None = None
+    done: SliceResult | None = None
 
     @property
     def rows(self) -> int:
         if self.done is not None:
-            return int(self.done["rows"])
-        return int((self.checkpoint or {}).get("rows", 0))
+            return self.done.rows
+        return self.checkpoint.rows if self.checkpoint else 0
 
     @property
     def bytes(self) -> int:
         if self.done is not None:
-            return int(self.done["bytes"])
-        return int((self.checkpoint or {}).get("bytes", 0))
+            return self.done.bytes
+        return self.checkpoint.bytes if self.checkpoint else 0
 
 
 @dataclass
@@ -80,9 +87,9 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
-    plan: dict[str, Any] | None = None
+    plan: Plan | None = None
     slices: dict[int, SliceState] = field(default_factory=dict)
-    file: dict[str, Any] | None = None
+    file: ExportFile | None = None
     final_upload: str | None = None
     notified: bool = False
     link_version: int = 1
@@ -91,18 +98,18 @@ class Job:
     @property
     def rows(self) -> int:
         if self.file:
-            return int(self.file["rows"])
+            return self.file.rows
         return sum(s.rows for s in self.slices.values())
 
     @property
     def bytes(self) -> int:
         if self.file:
-            return int(self.file["bytes"])
+            return self.file.bytes
         return sum(s.bytes for s in self.slices.values())
 
     @property
     def estimated_rows(self) -> int | None:
-        return int(self.plan["estimated_rows"]) if self.plan else None
+        return self.plan.estimated_rows if self.plan else None
 
     def slice(self, index: int) -> SliceState:
         return self.slices.get(index) or SliceState()
@@ -120,8 +127,8 @@ def _from_item(item: dict[str, Any]) -> Job:
         state = value["M"]
         slices[int(index)] = SliceState(
             seq=int(state["seq"]["N"]),
-            checkpoint=json.loads(state["cp"]["S"]) if "cp" in state else None,
-            done=json.loads(state["done"]["S"]) if "done" in state else None,
+            checkpoint=Checkpoint.model_validate_json(state["cp"]["S"]) if "cp" in state else None,
+            done=SliceResult.model_validate_json(state["done"]["S"]) if "done" in state else None,
         )
     return Job(
         org_id=item["org_id"]["S"],
@@ -134,9 +141,9 @@ def _from_item(item: dict[str, Any]) -> Job:
         started_at=number("started_at"),
         finished_at=number("finished_at"),
         error=text("error"),
-        plan=json.loads(item["plan"]["S"]) if "plan" in item else None,
+        plan=Plan.model_validate_json(item["plan"]["S"]) if "plan" in item else None,
         slices=slices,
-        file=json.loads(item["file"]["S"]) if "file" in item else None,
+        file=ExportFile.model_validate_json(item["file"]["S"]) if "file" in item else None,
         final_upload=text("final_upload"),
         notified=item.get("notified", {}).get("BOOL", False),
         link_version=int(item.get("link_version", {}).get("N", "1")),
@@ -324,7 +331,7 @@ def _update(
     return True
 
 
-def start(job: Job, plan: dict[str, Any], now: float) -> bool:
+def start(job: Job, plan: Plan, now: float) -> bool:
     """queued -> running with its plan; False if it was cancelled (or planned) meanwhile."""
     return _update(
         job,
@@ -333,19 +340,19 @@ def start(job: Job, plan: dict[str, Any], now: float) -> bool:
             ":running": {"S": Status.RUNNING.value},
             ":queued": {"S": Status.QUEUED.value},
             ":now": {"N": repr(now)},
-            ":plan": {"S": json.dumps(plan, separators=(",", ":"))},
+            ":plan": {"S": plan.model_dump_json(by_alias=True)},
         },
         "#status = :queued",
         {"#plan": "plan"},
     )
 
 
-def save_checkpoint(job: Job, index: int, checkpoint: dict[str, Any], seq: int) -> bool:
+def save_checkpoint(job: Job, index: int, checkpoint: Checkpoint, seq: int) -> bool:
     """Record a slice's checkpoint if the job still runs and nobody else moved the slice."""
     slot = str(index)
     state = {
         "seq": {"N": str(seq + 1)},
-        "cp": {"S": json.dumps(checkpoint, separators=(",", ":"))},
+        "cp": {"S": checkpoint.model_dump_json()},
     }
     condition, values = _slice_guard(seq)
     values[":state"] = {"M": state}
@@ -361,14 +368,14 @@ def _slice_guard(seq: int) -> tuple[str, dict[str, Any]]:
     return "#status = :running AND slices.#n.seq = :seq", values
 
 
-def finish_slice(job: Job, index: int, result: dict[str, Any], seq: int) -> int | None:
+def finish_slice(job: Job, index: int, result: SliceResult, seq: int) -> int | None:
     """Mark a slice done; the number of done slices, or None if the slice was not ours."""
     slot = str(index)
     condition, values = _slice_guard(seq)
     values[":state"] = {
         "M": {
             "seq": {"N": str(seq + 1)},
-            "done": {"S": json.dumps(result, separators=(",", ":"))},
+            "done": {"S": result.model_dump_json()},
         }
     }
     values[":one"] = {"N": "1"}
@@ -398,7 +405,7 @@ def set_final_upload(job: Job, upload_id: str) -> bool:
     )
 
 
-def succeed(job: Job, file: dict[str, Any], now: float) -> bool:
+def succeed(job: Job, file: ExportFile, now: float) -> bool:
     done = _update(
         job,
         "SET #status = :done, finished_at = :now, #file = :file REMOVE final_upload",
@@ -406,7 +413,7 @@ def succeed(job: Job, file: dict[str, Any], now: float) -> bool:
             ":done": {"S": Status.SUCCEEDED.value},
             ":running": {"S": Status.RUNNING.value},
             ":now": {"N": repr(now)},
-            ":file": {"S": json.dumps(file, separators=(",", ":"))},
+            ":file": {"S": file.model_dump_json()},
         },
         "#status = :running",
         {"#file": "file"},
