@@ -21,10 +21,12 @@ _IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="export-io")
 class Assembler:
     """Joins pieces into one multipart upload of `key`."""
 
-    def __init__(self, files: ExportFiles, key: str, content_type: str) -> None:
+    def __init__(
+        self, files: ExportFiles, key: str, content_type: str, part_bytes: int | None = None
+    ) -> None:
         self.key = key
         self.files = files
-        self.part_bytes = get_settings().export_part_bytes
+        self.part_bytes = part_bytes or get_settings().export_part_bytes
         self.buffer = bytearray()
         # Each part's ETag, or the server-side copy that will give it (they run side by
         # side; only their ETags are needed, at completion).

@@ -94,6 +94,7 @@ class Run:
         key: bytes | None = None,
         save: Saver | None = None,
         handover_ms: int | None = None,
+        page: int | None = None,
     ) -> None:
         self.org = org
         self.job = job
@@ -106,10 +107,14 @@ class Run:
         self.handover_ms = (
             handover_ms if handover_ms is not None else get_settings().gdpr_handover_ms
         )
+        self.page = page if page is not None else PAGE
 
     def save(self) -> None:
+        """Save the job as it is now. The job object stays the one the steps hold (a step keeps
+        its system's progress across saves); only its version and time move on."""
         saver = self._save or job_record.save  # looked up now: a test may wrap it
-        self.job = saver(self.job, self.subject, self.org.retention_days, time.time())
+        saved = saver(self.job, self.subject, self.org.retention_days, time.time())
+        self.job.version, self.job.updated_at = saved.version, saved.updated_at
 
     def begin(self, name: str) -> SystemProgress:
         return self.job.begin(name, time.time())
@@ -142,7 +147,9 @@ def erase_events(run: Run) -> bool:
         cursor = run.job.cursor
         if cursor.actor >= len(actors):
             break
-        page = run.stores.events.user_event_ids(org_id, actors[cursor.actor], cursor.after, PAGE)
+        page = run.stores.events.user_event_ids(
+            org_id, actors[cursor.actor], cursor.after, run.page
+        )
         if not page:
             run.job.cursor = Cursor(actor=cursor.actor + 1)
             continue
@@ -279,7 +286,7 @@ def erase_references(run: Run) -> bool:
     while run.job.cursor.needle < len(needles):
         cursor = run.job.cursor
         needle = needles[cursor.needle]
-        ids, after = index.page(needle, cursor.after, PAGE)
+        ids, after = index.page(needle, cursor.after, run.page)
         own = []
         for doc in run.stores.events.read_documents(org_id, ids):
             if run.subject.owns(doc):
