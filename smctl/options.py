@@ -52,13 +52,48 @@ _GLOBAL: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 ]
 
 
+def _global_params() -> list[click.Parameter]:
+    return [
+        click.Option(list(declarations), expose_value=False, callback=_remember, **settings)
+        for declarations, settings in _GLOBAL
+    ]
+
+
 def global_options(command: F) -> F:
-    """Accept the global options on this command or group (argparse's `parents=` in click)."""
+    """Accept the global options on this command (argparse's `parents=` in click)."""
     for declarations, settings in reversed(_GLOBAL):
         command = click.option(*declarations, expose_value=False, callback=_remember, **settings)(
             command
         )
     return command
+
+
+def group(name: str, help_text: str) -> click.Group:
+    """A command group that takes the global options too."""
+    return click.Group(name, help=help_text, params=_global_params())
+
+
+def command(
+    parent: click.Group, name: str | None = None, **settings: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """A command of `parent`, with the global options."""
+
+    def decorate(function: Callable[..., Any]) -> click.Command:
+        made: click.Command = parent.command(name, **settings)(global_options(function))
+        return made
+
+    return decorate
+
+
+def arguments(*names: str) -> Callable[[F], F]:
+    """Positional arguments, in order (most commands take ORG_ID and one more id)."""
+
+    def decorate(function: F) -> F:
+        for name in reversed(names):
+            function = click.argument(name)(function)
+        return function
+
+    return decorate
 
 
 def output(data: Any, text: str) -> None:

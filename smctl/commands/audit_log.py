@@ -7,13 +7,9 @@ from typing import Any
 import click
 
 from smctl.api import Api, api_options
-from smctl.options import POSITIVE, global_options, output
+from smctl.options import POSITIVE, command, group, output
 
-
-@click.group(help="the audit log, through the HTTP API with a key that has audit:read")
-@global_options
-def audit() -> None:
-    pass
+audit = group("audit", "the audit log, through the HTTP API with a key that has audit:read")
 
 
 def line(record: dict[str, Any]) -> str:
@@ -25,8 +21,7 @@ def line(record: dict[str, Any]) -> str:
     )
 
 
-@audit.command("list", help="audit records, newest first")
-@global_options
+@command(audit, "list", help="audit records, newest first")
 @click.option("--from", "date_from", help="ISO 8601 date or time")
 @click.option("--to", "date_to", help="ISO 8601 date or time")
 @click.option("--key-id", help="only this key's requests")

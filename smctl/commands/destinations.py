@@ -8,24 +8,18 @@ import time
 import click
 
 from smctl.changes import audited, uses_aws
-from smctl.options import CliError, global_options, output
+from smctl.options import CliError, arguments, command, group, output
 from success_metrics.http import parse_model
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.settings import get_settings
 from success_metrics.stores import destinations
 from success_metrics.sync import platforms, ssrf
 
-
-@click.group(help="destinations")
-@global_options
-def dest() -> None:
-    pass
+dest = group("dest", "destinations")
 
 
-@dest.command(help="create or replace a destination")
-@global_options
-@click.argument("org_id")
-@click.argument("dest_id")
+@command(dest, help="create or replace a destination")
+@arguments("org_id", "dest_id")
 @click.option(
     "--settings",
     required=True,
@@ -53,8 +47,7 @@ def put(org_id: str, dest_id: str, settings: str, name: str | None, disabled: bo
     output(data, text)
 
 
-@dest.command("list", help="list destinations (secrets are never shown)")
-@global_options
+@command(dest, "list", help="list destinations (secrets are never shown)")
 @click.argument("org_id")
 @uses_aws
 def list_destinations(org_id: str) -> None:
@@ -66,20 +59,16 @@ def list_destinations(org_id: str) -> None:
     output(found, "\n".join(lines) or "no destinations")
 
 
-@dest.command(help="remove a destination")
-@global_options
-@click.argument("org_id")
-@click.argument("dest_id")
+@command(dest, help="remove a destination")
+@arguments("org_id", "dest_id")
 @audited("dest remove", resource="dest_id")
 def remove(org_id: str, dest_id: str) -> None:
     destinations.delete(org_id, dest_id)
     output({"dest_id": dest_id, "removed": True}, f"removed {dest_id}")
 
 
-@dest.command(help="check a GA4 destination with /debug/mp/collect")
-@global_options
-@click.argument("org_id")
-@click.argument("dest_id")
+@command(dest, help="check a GA4 destination with /debug/mp/collect")
+@arguments("org_id", "dest_id")
 @uses_aws
 def validate(org_id: str, dest_id: str) -> None:
     """Send a sample event to GA4's /debug/mp/collect and show its validation messages."""

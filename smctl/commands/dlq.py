@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from smctl.changes import uses_aws
-from smctl.options import POSITIVE, global_options, output
+from smctl.options import POSITIVE, command, group, output
 from success_metrics import aws
 from success_metrics.sync_queue import unpack_events
 
@@ -23,10 +23,7 @@ QUEUES = {
 QUEUE = click.option("--queue", type=click.Choice(sorted(QUEUES)), default="delivery")
 
 
-@click.group(help="dead-letter queues")
-@global_options
-def dlq() -> None:
-    pass
+dlq = group("dlq", "dead-letter queues")
 
 
 def dead_letter_url(source_url: str) -> str:
@@ -51,8 +48,7 @@ def _summary(body: str) -> dict[str, Any]:
     }
 
 
-@dlq.command("list", help="count and show dead-lettered messages")
-@global_options
+@command(dlq, "list", help="count and show dead-lettered messages")
 @QUEUE
 @uses_aws
 def list_messages(queue: str) -> None:
@@ -82,8 +78,7 @@ def list_messages(queue: str) -> None:
     )
 
 
-@dlq.command(help="move dead-lettered messages back to their queue")
-@global_options
+@command(dlq, help="move dead-lettered messages back to their queue")
 @QUEUE
 @click.option("--max", "most", type=POSITIVE, default=1000, help="at most this many (oldest first)")
 @uses_aws

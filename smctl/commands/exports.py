@@ -9,13 +9,9 @@ import click
 import httpx
 
 from smctl.api import Api, Job, api_options, wait_options
-from smctl.options import POSITIVE, CliError, global_options, output
+from smctl.options import POSITIVE, CliError, command, group, output
 
-
-@click.group(help="exports, through the HTTP API with an admin key")
-@global_options
-def export() -> None:
-    pass
+export = group("export", "exports, through the HTTP API with an admin key")
 
 
 def line(job: Job) -> str:
@@ -34,8 +30,7 @@ def _wait(api: Api, job: Job, timeout: int) -> Job:
     return api.wait(job, "/v1/exports/{}", "id", line, timeout)
 
 
-@export.command(help="request an export (and --wait for it)")
-@global_options
+@command(export, help="request an export (and --wait for it)")
 @click.option("--dataset", type=click.Choice(["events", "metrics", "summary"]), default="events")
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "json", "ndjson", "xlsx"]), default="csv"
@@ -72,13 +67,9 @@ def create(
         "compression": compression,
         "notify": list(notify),
     }
-    filters: dict[str, Any] = {}
-    if types:
-        filters["types"] = list(types)
-    if user_type:
-        filters["user_type"] = user_type
-    if filters:
-        body["filters"] = filters
+    filters = {"types": list(types), "user_type": user_type}
+    if any(filters.values()):
+        body["filters"] = {name: value for name, value in filters.items() if value}
     if granularity:
         body["granularity"] = granularity
     api = Api(api_key, api_url)
@@ -91,8 +82,7 @@ def create(
     output(job, line(job))
 
 
-@export.command(help="status and progress of an export")
-@global_options
+@command(export, help="status and progress of an export")
 @click.argument("export_id")
 @wait_options
 @api_options
@@ -106,8 +96,7 @@ def show(
     output(job, line(job))
 
 
-@export.command("list", help="the organization's exports, newest first")
-@global_options
+@command(export, "list", help="the organization's exports, newest first")
 @click.option("--limit", type=POSITIVE, default=20)
 @api_options
 def list_exports(limit: int, api_key: str | None, api_url: str | None) -> None:
@@ -115,8 +104,7 @@ def list_exports(limit: int, api_key: str | None, api_url: str | None) -> None:
     output(answer, "\n".join(line(j) for j in answer["exports"]) or "no exports")
 
 
-@export.command(help="cancel an export, or withdraw its file")
-@global_options
+@command(export, help="cancel an export, or withdraw its file")
 @click.argument("export_id")
 @api_options
 def cancel(export_id: str, api_key: str | None, api_url: str | None) -> None:
@@ -124,8 +112,7 @@ def cancel(export_id: str, api_key: str | None, api_url: str | None) -> None:
     output(job, line(job))
 
 
-@export.command(help="save an export's file")
-@global_options
+@command(export, help="save an export's file")
 @click.argument("export_id")
 @click.option("-o", "--output", "target", required=True, help="where to save the file")
 @api_options

@@ -5,13 +5,9 @@ from __future__ import annotations
 import click
 
 from smctl.api import Api, Job, api_options, wait_options
-from smctl.options import global_options, output
+from smctl.options import command, group, output
 
-
-@click.group(help="GDPR erasure, through the HTTP API with an admin key")
-@global_options
-def gdpr() -> None:
-    pass
+gdpr = group("gdpr", "GDPR erasure, through the HTTP API with an admin key")
 
 
 def line(job: Job) -> str:
@@ -31,10 +27,10 @@ def _finish(api: Api, job: Job, wait: bool, timeout: int) -> None:
     output(job, line(job))
 
 
-@gdpr.command(
-    help="erase a user, or an anonymous id with --anonymous-id, everywhere (and --wait for it)"
+@command(
+    gdpr,
+    help="erase a user, or an anonymous id with --anonymous-id, everywhere (and --wait for it)",
 )
-@global_options
 @click.argument("user_id", required=False)
 @click.option(
     "--anonymous-id",
@@ -59,8 +55,7 @@ def erase(
     _finish(api, api.json("POST", "/v1/gdpr/erasures", json=subject), wait, timeout)
 
 
-@gdpr.command(help="progress and receipt of an erasure")
-@global_options
+@command(gdpr, help="progress and receipt of an erasure")
 @click.argument("erasure_id")
 @wait_options
 @api_options

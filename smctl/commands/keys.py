@@ -5,19 +5,14 @@ from __future__ import annotations
 import click
 
 from smctl.changes import audited, uses_aws
-from smctl.options import global_options, output
+from smctl.options import arguments, command, group, output
 from success_metrics.models.organizations import ALL_SCOPES, Scope
 from success_metrics.stores import organizations
 
-
-@click.group(help="admin API keys")
-@global_options
-def key() -> None:
-    pass
+key = group("key", "admin API keys")
 
 
-@key.command(help="create an API key; prints it once")
-@global_options
+@command(key, help="create an API key; prints it once")
 @click.argument("org_id")
 @click.option(
     "--scope",
@@ -38,8 +33,7 @@ def create(org_id: str, scopes: tuple[str, ...], description: str) -> None:
     )
 
 
-@key.command("list", help="list an organization's API keys (never the secrets)")
-@global_options
+@command(key, "list", help="list an organization's API keys (never the secrets)")
 @click.argument("org_id")
 @uses_aws
 def list_keys(org_id: str) -> None:
@@ -55,10 +49,8 @@ def list_keys(org_id: str) -> None:
     output(keys, "\n".join(lines) or "no keys")
 
 
-@key.command(help="revoke an API key")
-@global_options
-@click.argument("org_id")
-@click.argument("key_id")
+@command(key, help="revoke an API key")
+@arguments("org_id", "key_id")
 @audited("key revoke", resource="key_id")
 def revoke(org_id: str, key_id: str) -> None:
     record = organizations.revoke_api_key(org_id, key_id)
@@ -68,14 +60,10 @@ def revoke(org_id: str, key_id: str) -> None:
     )
 
 
-@click.group(help="webhook signing secrets")
-@global_options
-def secret() -> None:
-    pass
+secret = group("secret", "webhook signing secrets")
 
 
-@secret.command(help="new webhook secret; the old one lasts 24 h")
-@global_options
+@command(secret, help="new webhook secret; the old one lasts 24 h")
 @click.argument("org_id")
 @audited("secret rotate")
 def rotate(org_id: str) -> None:

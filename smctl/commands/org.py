@@ -8,21 +8,16 @@ import click
 from pydantic import ValidationError
 
 from smctl.changes import audited, uses_aws
-from smctl.options import ON_OFF, POSITIVE, CliError, global_options, on_off, output
+from smctl.options import ON_OFF, POSITIVE, CliError, arguments, command, group, on_off, output
 from smctl.resources import configure
 from success_metrics import audit
 from success_metrics.models.organizations import AlertRule
 from success_metrics.stores import organizations
 
-
-@click.group(help="organizations")
-@global_options
-def org() -> None:
-    pass
+org = group("org", "organizations")
 
 
-@org.command(help="create an organization; prints its secrets once")
-@global_options
+@command(org, help="create an organization; prints its secrets once")
 @click.argument("name")
 def create(name: str) -> None:
     configure()
@@ -43,8 +38,7 @@ def create(name: str) -> None:
     )
 
 
-@org.command(help="show an organization's settings")
-@global_options
+@command(org, help="show an organization's settings")
 @click.argument("org_id")
 @uses_aws
 def show(org_id: str) -> None:
@@ -64,8 +58,7 @@ LIMITS = (
 )
 
 
-@org.command("set-limits", help="change rate limits or retention")
-@global_options
+@command(org, "set-limits", help="change rate limits or retention")
 @click.argument("org_id")
 @click.option("--requests-per-hour", type=POSITIVE)
 @click.option("--events-per-hour", type=POSITIVE)
@@ -90,10 +83,8 @@ def set_limits(org_id: str, **limits: int | None) -> None:
     )
 
 
-@org.command("set-margin", help="set the gross margin used by CLV")
-@global_options
-@click.argument("org_id")
-@click.argument("margin")
+@command(org, "set-margin", help="set the gross margin used by CLV")
+@arguments("org_id", "margin")
 @audited("org set-margin")
 def set_margin(org_id: str, margin: str) -> None:
     """MARGIN is above 0 and at most 1, e.g. 0.8."""
@@ -107,10 +98,8 @@ def set_margin(org_id: str, margin: str) -> None:
     )
 
 
-@org.command("set-slack", help="set the Slack webhook for digest and alerts")
-@global_options
-@click.argument("org_id")
-@click.argument("url")
+@command(org, "set-slack", help="set the Slack webhook for digest and alerts")
+@arguments("org_id", "url")
 @audited("org set-slack")
 def set_slack(org_id: str, url: str) -> None:
     """URL is an incoming-webhook URL, or 'none' to remove it."""
@@ -140,8 +129,7 @@ def _privacy(org_id: str, anonymise_all: bool | None, unknown_country: bool | No
     )
 
 
-@org.command("set-privacy", help="who is anonymised before anything leaves")
-@global_options
+@command(org, "set-privacy", help="who is anonymised before anything leaves")
 @click.argument("org_id")
 @click.option("--anonymise-all", type=ON_OFF, help="every user, wherever they are")
 @click.option(
@@ -156,11 +144,11 @@ def set_privacy(
     _privacy(org_id, on_off(anonymise_all), on_off(anonymise_unknown_country))
 
 
-@org.command(
+@command(
+    org,
     "set-anonymise-all",
     help="anonymise every user's events before they leave (on), or only EU users' (off)",
 )
-@global_options
 @click.argument("org_id")
 @click.argument("anonymise_all", type=ON_OFF)
 @audited("org set-anonymise-all")
@@ -168,10 +156,8 @@ def set_anonymise_all(org_id: str, anonymise_all: str) -> None:
     _privacy(org_id, on_off(anonymise_all), None)
 
 
-@org.command("set-alert", help="alert when yesterday's METRIC OP VALUE")
-@global_options
-@click.argument("org_id")
-@click.argument("metric")
+@command(org, "set-alert", help="alert when yesterday's METRIC OP VALUE")
+@arguments("org_id", "metric")
 @click.argument("op", type=click.Choice(["<", "<=", ">", ">="]))
 @click.argument("value")
 @audited("org set-alert")
@@ -189,8 +175,7 @@ def set_alert(org_id: str, metric: str, op: str, value: str) -> None:
     )
 
 
-@org.command("clear-alerts", help="remove alerts (all, or one metric's)")
-@global_options
+@command(org, "clear-alerts", help="remove alerts (all, or one metric's)")
 @click.argument("org_id")
 @click.option("--metric")
 @audited("org clear-alerts")

@@ -9,14 +9,10 @@ from typing import Any
 import click
 import httpx
 
-from smctl.options import CliError, global_options, options, output
+from smctl.options import CliError, command, group, options, output
 from smctl.resources import configure, local_stack
 
-
-@click.group(help="scheduled jobs")
-@global_options
-def schedule() -> None:
-    pass
+schedule = group("schedule", "scheduled jobs")
 
 
 def _control(method: str, path: str) -> Any:
@@ -34,8 +30,7 @@ def _control(method: str, path: str) -> Any:
     return answer
 
 
-@schedule.command("list", help="list the schedules")
-@global_options
+@command(schedule, "list", help="list the schedules")
 def list_schedules() -> None:
     status = _control("GET", "/status")
     if status is None:
@@ -50,8 +45,7 @@ def list_schedules() -> None:
     )
 
 
-@schedule.command(help="run a schedule now")
-@global_options
+@command(schedule, help="run a schedule now")
 @click.argument("name")
 def run(name: str) -> None:
     """NAME is the schedule's event name in template.yaml."""
