@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from itertools import accumulate, islice
 from operator import itemgetter
 from typing import Any, Final
@@ -51,6 +52,10 @@ MILESTONES: Final = (
 COUPLE_FEATURES: Final = ("budget_planner", "guest_list", "seating_chart", "checklist", "messaging")
 SUPPLIER_FEATURES: Final = ("enquiry_inbox", "calendar", "invoicing", "portfolio", "messaging")
 PLANS: Final = (("basic", "19.00"), ("pro", "29.00"), ("premium", "59.00"))
+# Suppliers in the EU/EEA subscribe in euros (the platform's second currency), at these
+# monthly prices; a yearly plan costs ten months.
+EUR_PRICES: Final = {"basic": "22.00", "pro": "34.00", "premium": "69.00"}
+SUBSCRIPTION_CURRENCIES: Final = ("GBP", "EUR")
 DEVICES: Final = ("mobile", "desktop", "tablet")
 EU_EEA_COUNTRIES: Final = frozenset({"FR", "DE", "IE", "ES", "IT", "NL"})
 PEAK_MONTHS: Final = range(5, 11)
@@ -136,6 +141,45 @@ def generate(
 ) -> list[dict[str, Any]]:
     """Exactly `size` demo events; the same arguments always give the same list."""
     return list(iter_events(size, seed, season_start, season_end, org_tag))
+
+
+def subscription_book(
+    suppliers: int = 40,
+    seed: int = 7,
+    season_start: date = date(2026, 5, 1),
+    season_end: date = date(2026, 10, 31),
+    org_tag: str = "demo",
+) -> list[dict[str, Any]]:
+    """The paying suppliers an established platform already has when the season starts: each
+    subscribed in the six months before it, on a monthly or yearly plan, in pounds or (in the
+    EU) euros, and then renews, upgrades, downgrades, cancels and sometimes comes back, until
+    the season ends. Gives the subscription figures (MRR and its movements, churn, NRR, LTV) a
+    base to move from; ids are `evt_{org_tag}_{seed}_book_{n:05d}`."""
+    generator = _Generator(suppliers * 12, seed + 1, season_start, season_end, org_tag)
+    rng = generator.rng
+    events: list[dict[str, Any]] = []
+    for _ in range(suppliers):
+        generator.counter += 1
+        user_id = generator._ref("sub")
+        timeline = _Timeline(generator._profile(user_id, "supplier"))
+        started = generator.start_ts - rng.randint(1, 180) * DAY + rng.randrange(DAY)
+        channel = rng.choices(CHANNELS, cum_weights=_CUMULATIVE_CHANNELS)[0]
+        plan = rng.choices(PLANS, cum_weights=_CUMULATIVE_PLANS)[0][0]
+        generator._paying(timeline, started, plan, channel)
+        # Their subscription events only: their sessions are not the point here.
+        story = timeline.render(generator.end_ts)
+        events += [e for e in story if e["type"].startswith("supplier.subscription_")]
+    prefix = f"evt_{org_tag}_{seed}_book_"
+    for n, event in enumerate(events):
+        event["id"] = f"{prefix}{n:05d}"
+    return events
+
+
+def organization_events(size: int, seed: int = 7) -> list[dict[str, Any]]:
+    """What the local stack loads into its demo organization: its paying suppliers'
+    subscription book (none when `size` is 0) and `size` events of the season."""
+    book = subscription_book(seed=seed) if size else []
+    return book + generate(size, seed=seed)
 
 
 def iter_events(
@@ -224,7 +268,7 @@ class _Timeline:
         event_type: str,
         properties: dict[str, Any] | None = None,
         *,
-        revenue: str | None = None,
+        revenue: str | tuple[str, str] | None = None,
         device: str | None = None,
         consent: tuple[bool, bool] | None = None,
     ) -> int:
@@ -253,7 +297,8 @@ class _Timeline:
                 event["user_type"] = profile.user_type
             event["properties"] = properties
             if revenue is not None:
-                event["revenue"] = {"amount": revenue, "currency": CURRENCY}
+                amount, currency = revenue if isinstance(revenue, tuple) else (revenue, CURRENCY)
+                event["revenue"] = {"amount": amount, "currency": currency}
             context: dict[str, Any] = {
                 "country": profile.country,
                 "region": profile.region,
@@ -472,31 +517,76 @@ class _Generator:
         self._active(timeline, trial, trial + 14 * DAY, rng.randint(1, 5))
         if rng.random() >= (0.40 if is_peak(trial) else 0.28):
             return
-        plan, price = rng.choices(PLANS, cum_weights=_CUMULATIVE_PLANS)[0]
-        started = trial + rng.randint(3 * DAY, 14 * DAY)
+        plan = rng.choices(PLANS, cum_weights=_CUMULATIVE_PLANS)[0][0]
+        self._paying(timeline, trial + rng.randint(3 * DAY, 14 * DAY), plan, channel)
+
+    def _paying(self, timeline: _Timeline, started: int, plan: str, channel: str) -> None:
+        """A supplier's paying life from `started`; a fifth of those who cancel come back
+        within three months (a reactivation)."""
+        rng = self.rng
+        ended = self._subscription(timeline, started, plan, channel)
+        if ended is not None and rng.random() < 0.2:
+            back = ended + rng.randint(20 * DAY, 90 * DAY)
+            if back <= self.end_ts:
+                again = rng.choices(PLANS, cum_weights=_CUMULATIVE_PLANS)[0][0]
+                self._subscription(timeline, back, again, channel)
+
+    def _price(self, timeline: _Timeline, plan: str, yearly: bool) -> tuple[str, str]:
+        """A plan's price per billing interval, in the supplier's currency."""
+        euros = timeline.profile.country in EU_EEA_COUNTRIES
+        monthly = EUR_PRICES[plan] if euros else dict(PLANS)[plan]
+        amount = Decimal(monthly) * (10 if yearly else 1)
+        return f"{amount:.2f}", "EUR" if euros else CURRENCY
+
+    def _subscription(
+        self, timeline: _Timeline, started: int, plan: str, channel: str
+    ) -> int | None:
+        """A subscription from `started`: renewals, upgrades and downgrades, until it is
+        cancelled (returns when) or the season ends (None)."""
+        rng = self.rng
+        yearly = rng.random() < 0.2
+        interval, length = ("year", 365 * DAY) if yearly else ("month", 30 * DAY)
+        names = [name for name, _ in PLANS]
         timeline.add(
             started,
             "supplier.subscription_started",
-            {"plan": plan, "billing_period": "monthly", "channel": channel},
-            revenue=price,
+            {"plan": plan, "interval": interval, "channel": channel},
+            revenue=self._price(timeline, plan, yearly),
         )
         period = 1
-        while (begin := started + 30 * DAY * (period - 1)) <= self.end_ts:
-            if rng.random() < (0.18 if period == 1 else 0.07):
+        while (begin := started + length * (period - 1)) <= self.end_ts:
+            if rng.random() < (0.18 if period == 1 else 0.07) * (3 if yearly else 1):
+                cancelled = begin + rng.randint(5 * DAY, length - DAY)
                 timeline.add(
-                    begin + rng.randint(5 * DAY, 29 * DAY),
+                    cancelled,
                     "supplier.subscription_cancelled",
                     {"plan": plan, "reason": rng.choice(_CANCEL_REASONS)},
                 )
-                return
+                return cancelled
             self._active(timeline, begin, begin + 30 * DAY, rng.randint(1, 3))
+            # Upgrades and downgrades within the period.
+            step = rng.random()
+            index = names.index(plan)
+            if (step < 0.10 and index + 1 < len(names)) or (step > 0.95 and index > 0):
+                plan = names[index + 1] if step < 0.10 else names[index - 1]
+                timeline.add(
+                    begin + rng.randint(2 * DAY, 25 * DAY),
+                    "supplier.subscription_changed",
+                    {
+                        "plan": plan,
+                        "interval": interval,
+                        "change": "upgrade" if step < 0.10 else "downgrade",
+                    },
+                    revenue=self._price(timeline, plan, yearly),
+                )
             period += 1
             timeline.add(
-                begin + 30 * DAY,
+                begin + length,
                 "supplier.subscription_renewed",
-                {"plan": plan, "period": period},
-                revenue=price,
+                {"plan": plan, "interval": interval, "period": period},
+                revenue=self._price(timeline, plan, yearly),
             )
+        return None
 
     def _active(self, timeline: _Timeline, begin: int, end: int, sessions: int) -> None:
         rng = self.rng

@@ -104,11 +104,12 @@ def recent_demo_events(size: int, seed: int = 8) -> list[dict[str, Any]]:
 def load_demo_events(
     api_url: str, org: dict[str, str], size: int, seed: int = 7, recent: int = 0
 ) -> dict[str, int]:
-    """The demo season (`size` events) and `recent` events of the last two days."""
+    """The demo organization's paying suppliers (`demo.subscription_book`), the demo season
+    (`size` events) and `recent` events of the last two days."""
     from devstack import demo
 
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0, "requests": 0}
-    events = itertools.chain(demo.iter_events(size, seed=seed), recent_demo_events(recent))
+    events = itertools.chain(demo.organization_events(size, seed=seed), recent_demo_events(recent))
     with httpx.Client(timeout=120) as client:
         for batch in demo.batches(events, 500):
             response = post_signed(

@@ -1,4 +1,5 @@
-"""GET /v1/metrics: success metrics for a date range and granularity."""
+"""GET /v1/metrics (success metrics for a range and granularity), /v1/metrics/cohorts (the
+retention grids) and /v1/metrics/funnel (the couple funnel)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ admin.require_principal(app)
 @app.get("/v1/metrics")
 def get_metrics() -> dict[str, Any]:
     return api.get_metrics(admin.principal(app), app.current_event.query_string_parameters or {})
+
+
+@app.get("/v1/metrics/cohorts")
+def get_cohorts() -> dict[str, Any]:
+    return api.get_cohorts(admin.principal(app), app.current_event.query_string_parameters or {})
+
+
+@app.get("/v1/metrics/funnel")
+def get_funnel() -> dict[str, Any]:
+    return api.get_funnel(admin.principal(app), app.current_event.query_string_parameters or {})
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from devstack import demo
 from devstack.template import TEMPLATE, functions, load
 from success_metrics import signing
 from tests.e2e.conftest import ROOT, RunningStack, start_stack
@@ -37,7 +38,8 @@ def webhook_event_ids(stack: RunningStack) -> set[str]:
 def test_demo_season_was_loaded_through_the_signed_api(stack: RunningStack) -> None:
     stored = count_items(stack, stack.state["environment"]["EVENTS_TABLE"], stack.org["org_id"])
 
-    assert stored == 300 + 100  # the season, and 100 events of the last two days
+    # The paying suppliers' subscription book, the season, and 100 events of the last two days.
+    assert stored == len(demo.organization_events(300, seed=7)) + 100
 
 
 def test_signed_event_is_stored_once_and_queued_for_sync(stack: RunningStack) -> None:

@@ -23,7 +23,7 @@ def sink_requests(stack: RunningStack, http: httpx.Client, path: str) -> list[di
 def test_demo_events_reach_mixpanel_with_consent_and_the_webhook(
     stack: RunningStack, http: httpx.Client
 ) -> None:
-    events = demo.generate(int(os.environ.get("SM_E2E_DEMO_SIZE", "300")))
+    events = demo.organization_events(int(os.environ.get("SM_E2E_DEMO_SIZE", "300")))
     # A user's latest consent decision that withdraws analytics stops forwarding of all their
     # events still to route (the demo season is loaded in one request, so every decision is
     # recorded before the router sees any event); otherwise each event's own flag decides.

@@ -31,7 +31,7 @@ from success_metrics.stores import audit as audit_store
 from success_metrics.stores import destinations, items, organizations
 from tests.integration.conftest import scan_all
 from tests.support import Response, invoke_http
-from tests.support.api import authorize
+from tests.support.api import ROUTE_QUERIES, authorize
 
 KEYED = [r for r in ROUTES if r.auth in ("api_key", "link_or_api_key")]
 CODE = {f.logical_id: Path(f.code_uri).name for f in functions(load())}
@@ -55,7 +55,7 @@ BODIES: dict[str, Any] = {
     "createAccessRequest": {"user_id": "usr_audited"},
     "createErasure": {"user_id": "usr_audited"},
 }
-QUERIES: dict[str, dict[str, str]] = {"getMetrics": {"from": "2026-06-01", "to": "2026-06-30"}}
+QUERIES = ROUTE_QUERIES
 VALUES = {
     "dest_id": "dst_audited",
     "delivery_id": "dlv_missing0000000000000000",

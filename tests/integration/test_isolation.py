@@ -33,7 +33,7 @@ from success_metrics.stores import export_jobs as jobs
 from success_metrics.sync import delivery_log
 from tests.integration.conftest import scan_all
 from tests.support import Response, invoke_http
-from tests.support.api import authorize
+from tests.support.api import ROUTE_QUERIES, authorize
 from tests.support.gdpr import decision
 
 KEYED = [r for r in ROUTES if r.auth in ("api_key", "link_or_api_key")]
@@ -53,7 +53,7 @@ BODIES: dict[str, Any] = {
     "createErasure": {"user_id": "usr_b"},
     "putOrganizationSettings": {"anonymise_all": True},
 }
-QUERIES: dict[str, dict[str, str]] = {"getMetrics": {"from": "2026-06-01", "to": "2026-06-30"}}
+QUERIES = ROUTE_QUERIES
 
 
 def call(route: Route, authorizer: Any, key: str, values: dict[str, str]) -> Response:

@@ -23,13 +23,18 @@ from success_metrics.stores import metrics as metrics_store
 from success_metrics.stores import organizations
 from tests.support import invoke_http
 from tests.support.api import authorize
-from tests.support.metrics import assert_matches_recomputation, ingest, metrics_messages
+from tests.support.metrics import (
+    api_metrics,
+    assert_matches_recomputation,
+    ingest,
+    metrics_messages,
+)
 
 
 def test_aggregates_match_a_recomputation_from_the_raw_events(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
-    events = demo.generate(600, seed=3)
+    events = demo.generate(600, seed=3) + demo.subscription_book(12, seed=3)
     ingest(webhook_handler, org, events)
 
     with iam.acting_as("MetricsAggregateFunction"):
@@ -44,7 +49,7 @@ def test_duplicates_and_redeliveries_never_count_twice(
 ) -> None:
     # Given the same events sent twice (the second time as duplicates) and every message
     # delivered twice, in shuffled order
-    events = demo.generate(300, seed=11)
+    events = demo.generate(300, seed=11) + demo.subscription_book(10, seed=11)
     ingest(webhook_handler, org, events, batch=100)
     ingest(webhook_handler, org, events[:150], batch=50)
     messages = metrics_messages(stack)
@@ -261,19 +266,33 @@ def test_answer_states_definitions_periods_and_undefined_values(
 
 
 @settings(
-    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     seed=st.integers(min_value=0, max_value=100_000),
     size=st.integers(min_value=20, max_value=120),
     duplicate=st.booleans(),
     redeliver=st.booleans(),
+    shuffle=st.booleans(),
 )
 def test_property_aggregates_equal_recomputation_for_random_streams(
-    stack: Stack, webhook_handler: Any, seed: int, size: int, duplicate: bool, redeliver: bool
+    stack: Stack,
+    webhook_handler: Any,
+    seed: int,
+    size: int,
+    duplicate: bool,
+    redeliver: bool,
+    shuffle: bool,
 ) -> None:
+    """Whatever the arrival order (shuffled: a plan change may arrive after the cancellation
+    that followed it), duplicates and redeliveries, the aggregates, MRR and its movements
+    included, equal the recomputation from the raw events."""
     org = organizations.create_organization(f"Property {seed}")
-    events = demo.generate(size, seed=seed, org_tag=f"p{seed}")
+    tag = f"p{seed}"
+    events = demo.generate(size, seed=seed, org_tag=tag)
+    events += demo.subscription_book(8, seed=seed, org_tag=tag)
+    if shuffle:
+        random.Random(seed).shuffle(events)
     ingest(webhook_handler, org, events, batch=37)
     if duplicate:
         ingest(webhook_handler, org, random.Random(seed).sample(events, len(events) // 2), batch=29)
@@ -334,3 +353,58 @@ def test_daily_digest_and_alerts_reach_slack_as_block_kit(
     fields = digest_message["blocks"][1]["fields"]
     assert fields[0]["text"].startswith("*Signups*\nyesterday " + str(signups))
     assert "signups was" in alert["text"]
+
+
+def _subscription_event(n: int, kind: str, day: str, amount: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "id": f"evt_late_{n}",
+        "type": f"supplier.subscription_{kind}",
+        "occurred_at": f"{day}T09:00:00Z",
+        "user_id": "sup_late",
+        "user_type": "supplier",
+        "properties": {"plan": "pro"},
+    }
+    if amount is not None:
+        event["revenue"] = {"amount": amount, "currency": "EUR"}
+    return event
+
+
+def test_a_late_plan_change_moves_mrr_from_churn_to_expansion_exactly_once(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    # A supplier started at 100 in May and cancelled in July: new +100, churn -100.
+    first = [
+        _subscription_event(1, "started", "2026-05-10", "100.00"),
+        _subscription_event(3, "cancelled", "2026-07-20"),
+    ]
+    ingest(webhook_handler, org, first)
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
+
+    # The upgrade to 150 in June arrives afterwards; the first delivery of its message dies
+    # after the ledger is written and before the counters are.
+    late = [_subscription_event(2, "changed", "2026-06-15", "150.00")]
+    ingest(webhook_handler, org, late)
+    [(message_id, body)] = metrics_messages(stack)
+    with (
+        mock.patch.object(aggregator, "apply", side_effect=RuntimeError("stopped")),
+        pytest.raises(RuntimeError),
+        iam.acting_as("MetricsAggregateFunction"),
+    ):
+        aggregator.handle(message_id, body)
+    with iam.acting_as("MetricsAggregateFunction"):
+        aggregator.handle(message_id, body)  # SQS delivers it again
+        aggregator.handle(message_id, body)  # and once more, for good measure
+
+    answer = api_metrics(
+        org.org_id, {"from": "2026-05-01", "to": "2026-07-31", "granularity": "month"}
+    )
+    money = {p["period"]: p["metrics"]["money"]["EUR"] for p in answer["periods"]}
+    assert money["2026-05"]["mrr_movements"]["new"] == "100.00"
+    assert money["2026-06"]["mrr_movements"]["expansion"] == "50.00"
+    assert money["2026-06"]["mrr_end"] == "150.00"
+    assert money["2026-07"]["mrr_movements"]["churn"] == "-150.00"
+    assert (money["2026-07"]["mrr_start"], money["2026-07"]["mrr_end"]) == ("150.00", "0.00")
+    assert money["2026-07"]["customer_churn_rate"]["value"] == 1.0
+    assert_matches_recomputation(org.org_id, first + late)

@@ -54,3 +54,10 @@ def admin(
         authorizer=context,
     )
     return invoke_http(handler, "AdminApiFunction", event)
+
+
+# The query parameters a route needs to answer 2xx (the routes with required query parameters).
+ROUTE_QUERIES: dict[str, dict[str, str]] = {
+    name: {"from": "2026-06-01", "to": "2026-06-30"}
+    for name in ("getMetrics", "getCohorts", "getFunnel")
+}

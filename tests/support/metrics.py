@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from devstack.provision import Stack
 from success_metrics import aws
-from success_metrics.metrics import query
+from success_metrics.metrics import cohorts, query
 from success_metrics.models.organizations import CreatedOrganization
 from success_metrics.stores import organizations
-from tests.reference_metrics import from_api, recompute
+from tests.reference_metrics import (
+    from_api,
+    mrr_from_api,
+    recompute,
+    recompute_funnel,
+    recompute_mrr,
+)
 from tests.support import post_events
 
 SEASON = {"from": "2026-05-01", "to": "2026-10-31", "granularity": "month"}
@@ -44,7 +51,25 @@ def ingest(
 
 
 def assert_matches_recomputation(org_id: str, events: list[dict[str, Any]]) -> None:
-    got, expected = from_api(api_metrics(org_id, SEASON)), recompute(events)
+    answer = api_metrics(org_id, SEASON)
+    months = [p["period"] for p in answer["periods"]]
+    got = from_api(answer)
+    # Events before the season (the subscription book) count in the months they fall in.
+    expected = {month: v for month, v in recompute(events).items() if month in months}
+    mrr_got, mrr_expected = mrr_from_api(answer), recompute_mrr(events, months)
+    assert mrr_got == mrr_expected, _mrr_diff(mrr_got, mrr_expected)
+    season = cohorts.RangeQuery.model_validate({"from": SEASON["from"], "to": SEASON["to"]})
+    funnel = cohorts.funnel_answer(org_id, season)
+    expected_funnel = recompute_funnel(events, SEASON["from"], SEASON["to"])
+    assert [s["couples"] for s in funnel["steps"]] == expected_funnel
+    for period in answer["periods"]:  # the invariant, to the cent, every period and currency
+        for currency, money in period["metrics"]["money"].items():
+            moves = money["mrr_movements"]
+            total = Decimal(money["mrr_start"]) + sum(
+                Decimal(moves[k])
+                for k in ("new", "expansion", "contraction", "churn", "reactivation")
+            )
+            assert total == Decimal(money["mrr_end"]), (period["period"], currency, money)
     diffs = [
         f"{month} {name}: aggregates {got.get(month, {}).get(name)} != raw {expected.get(month, {}).get(name)}"
         for month in sorted(set(got) | set(expected))
@@ -57,3 +82,13 @@ def assert_matches_recomputation(org_id: str, events: list[dict[str, Any]]) -> N
 def api_metrics(org_id: str, params: dict[str, str]) -> dict[str, Any]:
     parsed = query.MetricsQuery.model_validate(params)
     return query.metrics(org_id, parsed, organizations.get_organization(org_id).gross_margin)
+
+
+def _mrr_diff(got: dict[str, Any], expected: dict[str, Any]) -> str:
+    return "\n".join(
+        f"{month} {currency}: aggregates {got.get(month, {}).get(currency)} != raw "
+        f"{expected.get(month, {}).get(currency)}"
+        for month in sorted(set(got) | set(expected))
+        for currency in sorted(set(got.get(month, {})) | set(expected.get(month, {})))
+        if got.get(month, {}).get(currency) != expected.get(month, {}).get(currency)
+    )

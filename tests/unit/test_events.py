@@ -34,7 +34,7 @@ def test_sample_event_parses_with_utc_time_and_category() -> None:
 
 
 def test_every_documented_type_has_a_category_and_custom_types_are_custom() -> None:
-    assert len(EVENT_TYPES) == 17
+    assert len(EVENT_TYPES) == 18  # the taxonomy of SPEC §3, with supplier.subscription_changed
     assert category_of("custom.venue_tour_booked") is Category.CUSTOM
     Event.model_validate(event(type="custom.venue_tour_booked", revenue=None))
 

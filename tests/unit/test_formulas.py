@@ -23,6 +23,7 @@ def period(
     last: date = date(2026, 6, 30),
     granularity: Granularity = Granularity.MONTH,
     margin: str = "1",
+    state: dict[str, int] | None = None,
 ) -> dict:
     return formulas.compute(
         formulas.PeriodInput(
@@ -34,6 +35,7 @@ def period(
             couples_with_wedding_at_end=D(couples),
             granularity=granularity,
             gross_margin=D(margin),
+            state_at_end={k: D(v) for k, v in (state or {}).items()},
         )
     )
 
@@ -121,13 +123,22 @@ def test_clv_without_churn_is_undefined_not_infinite() -> None:
     assert "churn is 0" in result["money"]["GBP"]["clv"]["reason"]
 
 
-def test_k_factor_as_the_spec_defines_it() -> None:
-    # 20 new users sent 30 invites (1.5 per user); 8 invites accepted / 20 new users = 0.4;
-    # K = 1.5 x 0.4 = 0.6
+def test_k_factor_is_invites_accepted_per_new_user_with_both_factors() -> None:
+    # 20 new users sent 30 invites (1.5 per user); 8 of the 30 were accepted (26.67 %);
+    # K = 1.5 x 8/30 = 8 / 20 = 0.4.
     result = period({"signup": 20, "n|referral.invite_sent": 30, "n|referral.invite_accepted": 8})
 
-    assert result["k_factor"]["value"] == 0.6
-    assert period({"n|referral.invite_sent": 3})["k_factor"]["value"] is None
+    k = result["k_factor"]
+    assert k["value"] == 0.4
+    assert (k["invites_per_new_user"], k["invite_conversion"]) == (1.5, 0.2667)
+    assert k["invites_per_new_user"] * (8 / 30) == pytest.approx(k["value"])
+    # The demo season: 47 new users, 28 invites sent, 11 accepted: 0.234, not 0.139.
+    demo = period({"signup": 47, "n|referral.invite_sent": 28, "n|referral.invite_accepted": 11})
+    assert demo["k_factor"]["value"] == 0.234
+    nobody = period({"n|referral.invite_sent": 3})["k_factor"]
+    assert (nobody["value"], nobody["reason"]) == (None, "no new users in the period")
+    silent = period({"signup": 5})["k_factor"]
+    assert (silent["value"], silent["invite_conversion"]) == (0.0, None)
 
 
 def test_seasonal_conversion_feature_adoption_and_device_share() -> None:
@@ -152,14 +163,30 @@ def test_seasonal_conversion_feature_adoption_and_device_share() -> None:
 
 
 def test_revenue_per_wedding_and_milestone_completion() -> None:
-    # 1,250.00 GBP paid for 5 distinct weddings: 250.00 each. 12 milestones for 8 couples
-    # with a wedding by the end of June: 1.5 per couple.
+    # 1,250.00 GBP paid for 5 distinct weddings: 250.00 each. By the end of June 8 couples are
+    # planning a wedding and have completed 12 milestones between them (1.5 per couple, a
+    # count): 6 booked a venue (0.75), 2 chose a photographer (0.25); 4 of the 12 in June.
     result = period(
-        {"rev|GBP": "1250.00", "weddings_paid|GBP|month": 5, "milestones": 12}, couples=8
+        {"rev|GBP": "1250.00", "weddings_paid|GBP|month": 5, "milestones": 4},
+        state={
+            "couples_planning": 8,
+            "milestones": 12,
+            "milestones|venue_booked": 6,
+            "milestones|photographer_chosen": 2,
+            "milestones|guest_list": 4,
+        },
     )
 
     assert result["money"]["GBP"]["revenue_per_wedding"] == {"value": "250.00"}
-    assert result["milestone_completion"]["value"] == 1.5
+    completion = result["milestone_completion"]
+    assert completion["milestones_per_couple"] == 1.5
+    assert completion["completed_in_period"] == 4
+    assert completion["couples_planning"] == 8
+    shares = {name: share["value"] for name, share in completion["by_milestone"].items()}
+    assert shares == {"guest_list": 0.5, "photographer_chosen": 0.25, "venue_booked": 0.75}
+    assert all(0 <= v <= 1 for v in shares.values())
+    empty = period({})["milestone_completion"]
+    assert (empty["milestones_per_couple"], empty["by_milestone"]) == (None, {})
 
 
 def test_currencies_are_never_mixed() -> None:
@@ -239,9 +266,9 @@ def test_contribution_of_a_first_subscription() -> None:
     assert result.counters["sub_start"] == 1
     assert result.counters["subrev|GBP"] == D("29.00")
     assert result.counters["geo|GB|London"] == 1
-    assert result.kind == "paid"
     keys = {t.key for t in result.tokens}
-    assert "once|paid|usr_1" in keys
+    # The first subscription is the supplier ledger's fact (metrics.subscriptions), not a claim.
+    assert not any(k.startswith("once|paid|") for k in keys)
     assert {
         f"dist|{g}|{k}|active|usr_1"
         for g, k in [

@@ -237,6 +237,44 @@ ROUTES: tuple[Route, ...] = (
         ),
         errors=(400, 401, 403),
     ),
+    *(
+        Route(
+            "GET",
+            f"/v1/metrics/{name}",
+            "MetricsApiFunction",
+            operation,
+            summary,
+            "api_key",
+            Scope.METRICS_READ,
+            200,
+            resource="metrics",
+            response=f"success_metrics.models.api:{answer}",
+            params=(
+                Param("start", "query", str, True, f"{first}, YYYY-MM-DD", alias="from"),
+                Param("end", "query", str, True, f"{last}, YYYY-MM-DD", alias="to"),
+            ),
+            errors=(400, 401, 403),
+        )
+        for name, operation, summary, answer, first, last in (
+            (
+                "cohorts",
+                "getCohorts",
+                "Retention grids: suppliers by first-paid month (logo and MRR), couples by "
+                "signup month",
+                "CohortsAnswer",
+                "a day of the first cohort month",
+                "the last day of the grid",
+            ),
+            (
+                "funnel",
+                "getFunnel",
+                "The couple funnel: signed up, wedding created, vendor searched, vendor booked",
+                "FunnelAnswer",
+                "the first signup day",
+                "the last signup day",
+            ),
+        )
+    ),
     Route(
         "POST",
         "/v1/exports",

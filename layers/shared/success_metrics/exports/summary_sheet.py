@@ -35,7 +35,13 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
         ("New paying suppliers", totals["new_paying_suppliers"], None),
         ("Trial-to-paid", _value(totals["trial_to_paid"]), "0.0%"),
         ("K-factor", _value(totals["k_factor"]), "0.00"),
-        ("Milestone completion", _value(totals["milestone_completion"]), "0.0%"),
+        ("Invites per new user", totals["k_factor"]["invites_per_new_user"], "0.00"),
+        ("Invite conversion", totals["k_factor"]["invite_conversion"], "0.0%"),
+        ("Milestones per couple", totals["milestone_completion"]["milestones_per_couple"], "0.00"),
+        *(
+            (f"Milestone completed: {name.replace('_', ' ')}", _value(share), "0.0%")
+            for name, share in totals["milestone_completion"]["by_milestone"].items()
+        ),
         ("Sessions", totals["sessions"], None),
         ("Seasonal conversion, peak", _value(seasonal["peak"]), "0.0%"),
         ("Seasonal conversion, off-peak", _value(seasonal["off_peak"]), "0.0%"),
@@ -47,6 +53,19 @@ def headline(result: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
             (f"CAC ({currency})", _value(money["cac"]), MONEY_FORMAT),
             (f"CLV ({currency})", _value(money["clv"]), MONEY_FORMAT),
         ]
+        if "mrr_end" in money:
+            rows += [
+                (f"MRR at the end ({currency})", _value(money["mrr_end"]), MONEY_FORMAT),
+                (
+                    f"Net revenue retention ({currency})",
+                    _value(money["net_revenue_retention"]),
+                    "0.0%",
+                ),
+                (f"Net MRR churn ({currency})", _value(money["net_mrr_churn"]), "0.0%"),
+                (f"Quick ratio ({currency})", _value(money["quick_ratio"]), "0.00"),
+                (f"LTV ({currency})", _value(money["ltv"]), MONEY_FORMAT),
+                (f"CAC payback, months ({currency})", _value(money["cac_payback_months"]), "0.0"),
+            ]
     return rows
 
 
@@ -160,3 +179,58 @@ def add(workbook: Any, result: dict[str, Any]) -> None:
     )
     conversion.set_categories(months)
     sheet.add_chart(conversion, f"A{anchor_row + 18}")
+
+    movements = mrr_movements(result)
+    if movements is None:
+        return
+    currency, table = movements
+    # Below the charts (two rows of them, 18 rows each), so that nothing is drawn over it.
+    table_row = anchor_row + 37
+    for _ in range(3 + lines, table_row - 1):
+        sheet.append([])
+    sheet.append([cell(f"MRR movements ({currency})", strong=True)])
+    sheet.append([cell(h, strong=True) for h in MOVEMENT_HEADER])
+    for values in table:
+        sheet.append([values[0], *(cell(v, MONEY_FORMAT) for v in values[1:])])
+    chart = BarChart()
+    chart.type = "col"
+    chart.grouping = "stacked"
+    chart.overlap = 100
+    chart.title = f"MRR movements by month ({currency})"
+    chart.y_axis.title = currency
+    chart.add_data(
+        Reference(
+            sheet, min_col=2, max_col=6, min_row=table_row + 1, max_row=table_row + 1 + len(table)
+        ),
+        titles_from_data=True,
+    )
+    chart.set_categories(
+        Reference(sheet, min_col=1, min_row=table_row + 2, max_row=table_row + 1 + len(table))
+    )
+    sheet.add_chart(chart, f"J{anchor_row + 18}")
+
+
+MOVEMENT_HEADER = ("Month", "New", "Expansion", "Contraction", "Churn", "Reactivation", "MRR")
+
+
+def mrr_movements(result: dict[str, Any]) -> tuple[str, list[list[Any]]] | None:
+    """The monthly MRR movements of the first currency that has any: (currency, rows of
+    month, new, expansion, contraction, churn, reactivation, MRR at the end)."""
+    for currency in currencies(result):
+        rows = []
+        for period in result["periods"]:
+            money = period["metrics"]["money"].get(currency) or {}
+            moves = money.get("mrr_movements") or {}
+            rows.append(
+                [
+                    period["period"],
+                    *(float(Decimal(moves.get(k, "0"))) for k in MOVEMENT_NAMES),
+                    float(Decimal(money.get("mrr_end", "0"))),
+                ]
+            )
+        if any(any(r[1:]) for r in rows):
+            return currency, rows
+    return None
+
+
+MOVEMENT_NAMES = ("new", "expansion", "contraction", "churn", "reactivation")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from success_metrics.exports.models import ACTIVE, Dataset, Status
 from success_metrics.gdpr import job as job_record
 from success_metrics.gdpr.job import Cursor, Erasure, Subject, SystemProgress, SystemStatus
+from success_metrics.metrics import funnel, subscriptions
 from success_metrics.metrics.contributions import clean, contribution
 from success_metrics.models.organizations import Organization
 from success_metrics.settings import get_settings
@@ -161,8 +162,11 @@ def erase_events(run: Run) -> bool:
             return False
     if run.subject.kind == "user":
         user = clean(run.subject.user, 128)
+        # The user's ledgers: a supplier's subscription history, a couple's funnel steps (and
+        # the conversion claim of the aggregates counted before the ledgers).
+        ledgers = [subscriptions.ledger_key(run.subject.user), funnel.ledger_key(run.subject.user)]
         run.job.systems["metric_claims"].count += run.stores.claims.delete_existing(
-            org_id, [f"once|converted|{user}"]
+            org_id, [f"once|converted|{user}", *ledgers]
         )
     # The other ids, and the pseudonyms anonymised deliveries carry, are suppressed too (each
     # under its kind): a delivery queued before the erasure never sends the subject's events

@@ -10,6 +10,13 @@ For each SQS message of accepted events:
    a transaction together with an "applied" marker for (message, item): a redelivered message
    finds the markers and cannot apply anything twice, and a crash between items loses nothing.
 
+Subscription revenue (MRR and its movements, `metrics.subscriptions`) depends on each supplier's
+whole history, not on one event: the supplier's ledger (a claims-table item) keeps its changes
+and the movements applied so far; a message adds its events, replays the history and applies the
+difference. The difference is kept in the ledger under the message id, so a redelivery applies
+the same amounts (and the markers make it at most once); a concurrent writer makes the
+conditional write fail and the replay is done again on what it wrote.
+
 The claims live in `stores.claims`, the counters and markers in `stores.metrics`. Transactions
 touch only the metrics table, which holds counters and markers but no events, so
 they stay cheap on AWS (2 WCU per item) and on moto (whose transactions copy the tables they use).
@@ -18,14 +25,23 @@ they stay cheap on AWS (2 WCU per item) and on moto (whose transactions copy the
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from success_metrics.metrics.contributions import Contribution, Token, contribution
+from success_metrics.metrics import funnel, subscriptions
+from success_metrics.metrics.contributions import Token, contribution
 from success_metrics.stores import metrics as metrics_store
 from success_metrics.stores import organizations, suppression
 from success_metrics.stores.claims import Claims
+
+# How long a message's ledger differences are kept for its redelivery: the queue's retention
+# (14 days) and a replay from its dead-letter queue.
+PENDING_SECONDS = 30 * 86400
+LEDGER_ATTEMPTS = 20
 
 
 class Deltas:
@@ -38,30 +54,6 @@ class Deltas:
             target[name] = target.get(name, Decimal(0)) + value
 
 
-def _conversions(claims: Claims, contrib: Contribution, deltas: Deltas, done: set[str]) -> None:
-    """Trial-to-paid by trial cohort, whichever of the two events arrives last."""
-    user = contrib.user_id
-    if user is None:
-        return
-    if contrib.kind == "trial":
-        trial_day, paid = contrib.day, claims.get(f"once|paid|{user}")
-        converted = paid is not None and date.fromisoformat(paid["value"]["day"]) >= trial_day
-    else:
-        trial = claims.get(f"once|trial|{user}")
-        signup = claims.get(f"once|signup|{user}")
-        channel = signup["value"].get("channel", "unknown") if signup else "unknown"
-        deltas.add(contrib.day, {f"paid_new|{channel}": Decimal(1)})
-        if trial is None:
-            return
-        trial_day = date.fromisoformat(trial["value"]["day"])
-        converted = trial_day <= contrib.day
-    key = f"once|converted|{user}"
-    # Within one message both events of a user may see each other: count the conversion once.
-    if converted and key not in done and claims.claim(key):
-        done.add(key)
-        deltas.add(trial_day, {"trial_converted": Decimal(1)})
-
-
 def compute_deltas(
     org_id: str, message_id: str, documents: list[dict[str, Any]], retention_days: int
 ) -> Deltas:
@@ -72,7 +64,6 @@ def compute_deltas(
     counted = [c for c in contributions if f"event|{c.event_id}" in ours_events]
     ours_facts = claims.claim_all([t for c in counted for t in c.tokens])
     deltas = Deltas()
-    conversions: set[str] = set()
     counted_facts: set[str] = set()
     for contrib in counted:
         deltas.add(contrib.day, contrib.counters)
@@ -81,11 +72,81 @@ def compute_deltas(
             if token.key in ours_facts and token.key not in counted_facts:
                 counted_facts.add(token.key)
                 deltas.add(contrib.day, token.counters)
-        if (contrib.kind == "trial" and f"once|trial|{contrib.user_id}" in ours_facts) or (
-            contrib.kind == "paid" and f"once|paid|{contrib.user_id}" in ours_facts
-        ):
-            _conversions(claims, contrib, deltas, conversions)
+    counted_ids = {c.event_id for c in counted}
+    changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    steps: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for doc in documents:
+        if doc["id"] not in counted_ids:
+            continue
+        change = subscriptions.change_of(doc)
+        if change is not None:
+            changes[str(doc["user_id"])].append(change.to_json())
+        step = funnel.step_of(doc)
+        if step is not None:
+            steps[str(doc["user_id"])].append(step)
+    for user, theirs in sorted(changes.items()):
+        _ledger(claims, subscriptions.ledger_key(user), theirs, SUBSCRIPTIONS, deltas)
+    for user, theirs in sorted(steps.items()):
+        _ledger(claims, funnel.ledger_key(user), theirs, COUPLES, deltas)
     return deltas
+
+
+@dataclass(frozen=True)
+class LedgerKind:
+    """How a kind of ledger keeps its entries and turns them into movements."""
+
+    # The entries worth keeping (all of them, or the earliest per step): (kept, changed).
+    merge: Callable[[list[dict[str, Any]], list[dict[str, Any]]], tuple[list[dict[str, Any]], bool]]
+    replay: Callable[[list[dict[str, Any]]], dict[str, dict[str, Decimal]]]
+
+
+SUBSCRIPTIONS = LedgerKind(subscriptions.merge, subscriptions.replay_entries)
+COUPLES = LedgerKind(funnel.merge, funnel.replay)
+
+
+def _ledger(
+    claims: Claims, key: str, entries: list[dict[str, Any]], kind: LedgerKind, deltas: Deltas
+) -> None:
+    """Add this message's entries to the ledger under `key`, and the difference they make to
+    its movements to `deltas` (see the module's description)."""
+    for _ in range(LEDGER_ATTEMPTS):
+        doc, version = claims.ledger(key)
+        ledger = doc or {"entries": [], "applied": {}, "pending": {}}
+        mine = ledger["pending"].get(claims.message_id)
+        if mine is not None:  # a redelivery: the same difference again
+            for day, counters in mine["deltas"].items():
+                deltas.add(date.fromisoformat(day), {k: Decimal(v) for k, v in counters.items()})
+            return
+        kept, changed = kind.merge(ledger["entries"], entries)
+        if not changed:
+            return  # nothing these entries change (a later search than the first, say)
+        replayed = kind.replay(kept)
+        applied = {
+            day: {k: Decimal(v) for k, v in counters.items()}
+            for day, counters in ledger["applied"].items()
+        }
+        difference = subscriptions.difference(replayed, applied)
+        now = int(time.time())
+        pending = {
+            mid: entry
+            for mid, entry in ledger["pending"].items()
+            if entry["at"] > now - PENDING_SECONDS
+        }
+        pending[claims.message_id] = {"at": now, "deltas": _json(difference)}
+        updated = {
+            "entries": kept,
+            "applied": {day: {k: str(v) for k, v in c.items()} for day, c in replayed.items()},
+            "pending": pending,
+        }
+        if claims.save_ledger(key, updated, version):
+            for day, counters in difference.items():
+                deltas.add(day, counters)
+            return
+    raise RuntimeError(f"the ledger {key} kept changing; the message is retried")
+
+
+def _json(by_day: dict[date, dict[str, Decimal]]) -> dict[str, dict[str, str]]:
+    return {day.isoformat(): {k: str(v) for k, v in c.items()} for day, c in by_day.items()}
 
 
 def apply(org_id: str, message_id: str, deltas: Deltas, retention_days: int) -> int:

@@ -2,8 +2,9 @@
 
 Three kinds of contribution, all exactly once:
 - event counters (per type, device, country, revenue...), counted once per event id;
-- once-ever facts about a user (signed up, started a trial, became a paying supplier, created a
-  wedding, completed a milestone), counted by the first event that claims them;
+- once-ever facts about a user (signed up, created a wedding, completed a milestone, planning a
+  wedding), counted by the first event that claims them (a supplier's first trial, conversion
+  and first subscription come from its ledger instead: `metrics.subscriptions`);
 - first-in-period facts for distinct measures (active users, feature users, couples who searched
   or booked, weddings paid for), one per granularity, counted on the day of the first event of
   that user in that period, so summing the days of a period gives its exact distinct count.
@@ -45,7 +46,6 @@ class Contribution:
     counters: dict[str, Decimal]
     tokens: list[Token]
     user_id: str | None
-    kind: str  # "trial", "paid" or "" for the conversion rules the aggregator applies
 
 
 def _add(counters: dict[str, Decimal], name: str, amount: Decimal = ONE) -> None:
@@ -76,7 +76,6 @@ def contribution(doc: dict[str, Any]) -> Contribution:
 
     counters: dict[str, Decimal] = {}
     tokens: list[Token] = []
-    kind = ""
     _add(counters, f"n|{event_type}")
     _add(counters, f"utype|{user_type}")
     if country:
@@ -90,20 +89,12 @@ def contribution(doc: dict[str, Any]) -> Contribution:
         if country:
             signup[f"geo_signup|{country}"] = ONE
         tokens.append(Token(f"once|signup|{clean(user, 128)}", signup, {"channel": channel}))
-    elif event_type == "supplier.trial_started" and user:
-        tokens.append(
-            Token(f"once|trial|{clean(user, 128)}", {"trial": ONE}, {"day": day.isoformat()})
-        )
-        kind = "trial"
     elif event_type == "supplier.subscription_started":
+        # First trial, conversion and first subscription are the supplier ledger's
+        # (metrics.subscriptions): exact whatever order a supplier's events arrive in.
         _add(counters, "sub_start")
         if revenue:
             _add(counters, f"subrev|{currency}", amount)
-        if user:
-            tokens.append(
-                Token(f"once|paid|{clean(user, 128)}", {"paid_new": ONE}, {"day": day.isoformat()})
-            )
-            kind = "paid"
     elif event_type == "supplier.subscription_renewed" and revenue:
         _add(counters, f"subrev|{currency}", amount)
     elif event_type == "supplier.subscription_cancelled":
@@ -126,6 +117,7 @@ def contribution(doc: dict[str, Any]) -> Contribution:
             ]
     elif event_type == "couple.wedding_created" and user:
         tokens.append(Token(f"once|wedding|{clean(user, 128)}", {"couples_with_wedding": ONE}))
+        tokens.append(_planning(user))
     elif event_type == "couple.milestone_completed" and user:
         milestone = clean(props.get("milestone") or UNKNOWN)
         tokens.append(
@@ -134,6 +126,7 @@ def contribution(doc: dict[str, Any]) -> Contribution:
                 {"milestones": ONE, f"milestones|{milestone}": ONE},
             )
         )
+        tokens.append(_planning(user))
     elif event_type == "couple.vendor_searched" and user:
         tokens += _distinct("searched", clean(user, 128), day, "searched")
     elif event_type == "couple.vendor_booked" and user:
@@ -144,4 +137,11 @@ def contribution(doc: dict[str, Any]) -> Contribution:
         feature = clean(props.get("feature") or UNKNOWN)
         _add(counters, f"feature_events|{feature}")
         tokens += _distinct(f"feature:{feature}", clean(user, 128), day, f"feature_users|{feature}")
-    return Contribution(doc["id"], day, counters, tokens, user, kind)
+    return Contribution(doc["id"], day, counters, tokens, user)
+
+
+def _planning(user: str) -> Token:
+    """A couple planning a wedding: one that created it or completed any milestone of it,
+    counted once by whichever of those events comes first (the population of milestone
+    completion: every couple who completed a milestone is in it, whatever the arrival order)."""
+    return Token(f"once|planning|{clean(user, 128)}", {"couples_planning": ONE})

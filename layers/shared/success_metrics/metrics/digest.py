@@ -33,8 +33,13 @@ def _period(
 
 
 def metric_value(metrics: dict[str, Any], name: str) -> Decimal | None:
-    """A single figure by name: `signups`, `trial_to_paid`, `revenue:GBP`, `cac:GBP`, ..."""
+    """A single figure by name: `signups`, `trial_to_paid`, `revenue:GBP`, `cac:GBP`,
+    `net_mrr_churn:EUR`, ...; a per-currency name without a currency means the organization's
+    only currency (none when it has several)."""
     base, _, currency = name.partition(":")
+    if not currency and base not in metrics and len(metrics["money"]) == 1:
+        # A per-currency figure (net_mrr_churn, ltv...) of an organization with one currency.
+        currency = next(iter(metrics["money"]))
     if currency:
         money = metrics["money"].get(currency, {})
         value = money.get(base)
@@ -73,6 +78,11 @@ def build(org: Organization, day: date, per_day: dict[date, dict[str, Decimal]])
     fields += [
         field(f"Revenue {currency}", f"revenue:{currency}", with_yesterday=False)
         for currency in sorted(last7["money"])
+    ]
+    fields += [
+        field(f"MRR {currency}", f"mrr_end:{currency}")
+        for currency, money in sorted(last7["money"].items())
+        if money.get("mrr_end") not in (None, "0.00")
     ]
     ratio = yesterday["trial_to_paid"]["value"]
     context_line = (

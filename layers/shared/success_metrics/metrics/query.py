@@ -24,13 +24,13 @@ NON_ADDITIVE = ("active_users", "feature_adoption", "seasonal_conversion")
 Breakdown = Literal["channel", "user_type", "country", "region", "device", "feature", "milestone"]
 
 
-class MetricsQuery(BaseModel):
+class RangeQuery(BaseModel):
+    """`from` and `to`, days, at most 3 years apart."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     start: date = Field(alias="from")
     end: date = Field(alias="to")
-    granularity: Granularity = Granularity.MONTH
-    breakdown: Breakdown | None = None
 
     @model_validator(mode="after")
     def _range(self) -> Self:
@@ -41,6 +41,11 @@ class MetricsQuery(BaseModel):
         return self
 
 
+class MetricsQuery(RangeQuery):
+    granularity: Granularity = Granularity.MONTH
+    breakdown: Breakdown | None = None
+
+
 def _sum(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> dict[str, Decimal]:
     total: dict[str, Decimal] = {}
     for day in days(first, last):
@@ -49,19 +54,27 @@ def _sum(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> di
     return total
 
 
-STATE = ("sub_start", "cancel", "couples_with_wedding")
+STATE = ("sub_start", "cancel", "couples_with_wedding", "couples_planning", "milestones")
+# Each milestone's completions; MRR movements and paying-supplier counts per currency.
+STATE_PREFIXES = ("milestones|", "mrr_", "cust_")
 History = tuple[list[date], list[dict[str, Decimal]]]
+
+
+def _is_state(name: str) -> bool:
+    return name in STATE or name.startswith(STATE_PREFIXES)
 
 
 def history(per_day: dict[date, dict[str, Decimal]]) -> History:
     """Running totals of the counters that describe a state (paying suppliers, couples with a
-    wedding), so the state before any day is one lookup rather than a pass over every day."""
+    wedding, milestones completed so far), so the state before any day is one lookup rather
+    than a pass over every day."""
     ordered = sorted(per_day)
     running = dict.fromkeys(STATE, Decimal(0))
     totals = []
     for day in ordered:
-        for name in STATE:
-            running[name] += per_day[day].get(name, Decimal(0))
+        for name, value in per_day[day].items():
+            if _is_state(name):
+                running[name] = running.get(name, Decimal(0)) + value
         totals.append(dict(running))
     return ordered, totals
 
@@ -69,7 +82,7 @@ def history(per_day: dict[date, dict[str, Decimal]]) -> History:
 def _state_before(past: History, first: date) -> dict[str, Decimal]:
     ordered, totals = past
     index = bisect.bisect_left(ordered, first)
-    return totals[index - 1] if index else dict.fromkeys(STATE, Decimal(0))
+    return dict(totals[index - 1]) if index else dict.fromkeys(STATE, Decimal(0))
 
 
 def build_period(
@@ -93,6 +106,10 @@ def build_period(
         paying_at_start=before["sub_start"] - before["cancel"],
         couples_with_wedding_at_end=before["couples_with_wedding"]
         + counters.get("couples_with_wedding", Decimal(0)),
+        state_at_end={
+            name: before.get(name, Decimal(0)) + counters.get(name, Decimal(0))
+            for name in {*before, *(n for n in counters if _is_state(n))}
+        },
         granularity=granularity,
         gross_margin=gross_margin,
         breakdown=breakdown,

@@ -60,6 +60,20 @@ class MetricsAnswer(_Open):
     totals: dict[str, Any]
 
 
+class CohortsAnswer(_Open):
+    org_id: str
+    range: dict[str, str]
+    suppliers: dict[str, list[dict[str, Any]]]
+    couples: list[dict[str, Any]]
+
+
+class FunnelAnswer(_Open):
+    org_id: str
+    range: dict[str, str]
+    steps: list[dict[str, Any]]
+    overall: dict[str, Any]
+
+
 class ConsentView(_Open):
     user_id: str
     current: dict[str, dict[str, Any]]

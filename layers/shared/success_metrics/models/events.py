@@ -43,6 +43,7 @@ EVENT_TYPES: dict[str, Category] = {
     "supplier.trial_started": Category.SUPPLIER,
     "supplier.subscription_started": Category.SUPPLIER,
     "supplier.subscription_renewed": Category.SUPPLIER,
+    "supplier.subscription_changed": Category.SUPPLIER,
     "supplier.subscription_cancelled": Category.SUPPLIER,
     "supplier.client_added": Category.SUPPLIER,
     "couple.wedding_created": Category.COUPLE,
@@ -67,6 +68,7 @@ _TYPED_PROPERTIES: dict[str, type | tuple[type, ...]] = {
     "channel": str,
     "campaign": str,
     "plan": str,
+    "interval": str,
     "milestone": str,
     "vendor_category": str,
     "supplier_id": str,
@@ -75,6 +77,7 @@ _TYPED_PROPERTIES: dict[str, type | tuple[type, ...]] = {
     "wedding_date": str,
     "budget": (str, int),
 }
+BILLING_INTERVALS = ("month", "year")  # a subscription's revenue is per interval
 MAX_PROPERTIES = 100
 # Nesting of `properties` values (DynamoDB refuses documents nested deeper than 32 levels).
 MAX_PROPERTY_DEPTH = 32
@@ -194,6 +197,8 @@ class Event(_Strict):
         budget = value.get("budget")
         if isinstance(budget, str) and not _AMOUNT.match(budget):
             raise ValueError("property 'budget' must be a decimal amount")
+        if value.get("interval") not in (None, *BILLING_INTERVALS):
+            raise ValueError("property 'interval' is the billing interval: 'month' or 'year'")
         return value
 
     @model_validator(mode="after")

@@ -98,3 +98,39 @@ class Claims:
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.read([key]).get(key)
+
+    # -- ledgers: a small document per subject, replaced only by the writer that read it
+
+    def ledger(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        """The ledger document under `key` and its version (None and 0 when there is none)."""
+        answer = aws.dynamodb().get_item(
+            TableName=self.table, Key={"pk": {"S": self._pk(key)}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None, 0
+        return json.loads(item["doc"]["S"]), int(item["version"]["N"])
+
+    def save_ledger(self, key: str, doc: dict[str, Any], version: int) -> bool:
+        """Replace the ledger if it is still at `version` (0: it must not exist yet); False when
+        another writer got there first (read it again)."""
+        item = {
+            "pk": {"S": self._pk(key)},
+            "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
+            "version": {"N": str(version + 1)},
+            "mid": {"S": self.message_id},
+            "expires_at": {"N": str(self.expires_at)},
+        }
+        request: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if version == 0:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            request["ConditionExpression"] = "version = :v"
+            request["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
+        try:
+            aws.dynamodb().put_item(**request)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
