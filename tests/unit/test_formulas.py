@@ -91,6 +91,13 @@ def test_cac_without_new_payers_is_null_with_a_reason() -> None:
 
     assert result["money"]["GBP"]["cac"]["value"] is None
     assert "no new paying suppliers" in result["money"]["GBP"]["cac"]["reason"]
+    # Revenue in a currency with no marketing spend in it: CAC unknown, not 0.00.
+    unspent = period({"rev|EUR": "10.00", "paid_new": 2})["money"]["EUR"]
+    assert unspent["cac"] == {
+        "value": None,
+        "reason": "no marketing spend in this currency in the period",
+    }
+    assert unspent["cac_payback_months"]["value"] is None
     assert result["money"]["GBP"]["cac_by_channel"]["tiktok"]["value"] is None
 
 

@@ -226,7 +226,10 @@ def _money_block(period: PeriodInput, currency: str) -> dict[str, Any]:
         "revenue": _money(get(f"rev|{currency}")),
         "subscription_revenue": _money(get(f"subrev|{currency}")),
         "marketing_spend": _money(spend),
-        "cac": _money_ratio(spend, paid_new, "no new paying suppliers in the period"),
+        # No spend recorded in this currency: its CAC is unknown, not free.
+        "cac": _money_ratio(spend, paid_new, "no new paying suppliers in the period")
+        if spend
+        else {"value": None, "reason": "no marketing spend in this currency in the period"},
         "cac_by_channel": _cac_by_channel(c, currency),
         "weddings_paid": _int(get(f"weddings_paid|{currency}|{g}")),
         "revenue_per_wedding": _money_ratio(
