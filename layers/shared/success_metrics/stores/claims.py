@@ -129,8 +129,8 @@ class Claims:
             request["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
         try:
             aws.dynamodb().put_item(**request)
+            return True
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False  # another writer saved it since it was read
