@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from success_metrics.metrics import formulas, funnel, query
-from success_metrics.metrics.periods import Granularity, buckets
+from success_metrics.metrics.periods import Granularity, buckets, running_totals
 from success_metrics.stores.metrics import read_counters
 
 Days = dict[date, dict[str, Decimal]]
@@ -57,20 +58,13 @@ def _share(part: Decimal, whole: Decimal) -> float | None:
 def _running(
     per_day: Days, months: list[tuple[str, date, date]], prefix: str
 ) -> dict[str, dict[str, Decimal]]:
-    """Running totals of the `prefix` counters at the end of each month, in one pass."""
-    ordered = sorted(per_day)
-    running: dict[str, Decimal] = {}
-    at: dict[str, dict[str, Decimal]] = {}
-    index = 0
-    for key, _, end in months:
-        while index < len(ordered) and ordered[index] <= end:
-            for name, value in per_day[ordered[index]].items():
-                if name.startswith(prefix):
-                    rest = name[len(prefix) :]
-                    running[rest] = running.get(rest, Decimal(0)) + value
-            index += 1
-        at[key] = dict(running)
-    return at
+    """Running totals of the `prefix` counters at the end of each month, keyed by month."""
+    at = running_totals(per_day, (end for _, _, end in months), _without(prefix))
+    return {key: at[end] for key, _, end in months}
+
+
+def _without(prefix: str) -> Callable[[str], str | None]:
+    return lambda name: name[len(prefix) :] if name.startswith(prefix) else None
 
 
 def supplier_grid(per_day: Days, first: date, last: date) -> dict[str, Any]:

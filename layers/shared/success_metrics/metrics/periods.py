@@ -6,8 +6,9 @@ in (2026-offpeak = 2026-11-01 .. 2027-04-30).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 PEAK_MONTHS = range(5, 11)
@@ -73,3 +74,27 @@ def days(start: date, end: date) -> Iterator[date]:
 def months_in(start: date, end: date) -> float:
     """Length of [start, end] in average months (for monthly rates)."""
     return ((end - start).days + 1) / (365.25 / 12)
+
+
+def running_totals(
+    per_day: dict[date, dict[str, Decimal]],
+    ends: Iterable[date],
+    rename: Callable[[str], str | None],
+) -> dict[date, dict[str, Decimal]]:
+    """The running totals, up to and including each day of `ends`, of the counters `rename`
+    keeps (under the name it returns), in one pass over the days: a state at any point of a
+    range (paying suppliers, MRR, a cohort's customers) is then one lookup. Only the requested
+    points are copied, so the cost is the days plus the points, not days times counters."""
+    ordered = sorted(per_day)
+    running: dict[str, Decimal] = {}
+    at: dict[date, dict[str, Decimal]] = {}
+    index = 0
+    for end in sorted(set(ends)):
+        while index < len(ordered) and ordered[index] <= end:
+            for name, value in per_day[ordered[index]].items():
+                kept = rename(name)
+                if kept is not None:
+                    running[kept] = running.get(kept, Decimal(0)) + value
+            index += 1
+        at[end] = dict(running)
+    return at

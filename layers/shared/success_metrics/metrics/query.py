@@ -7,16 +7,16 @@ measures that need the state at a period's start (paying suppliers, couples with
 
 from __future__ import annotations
 
-import bisect
 import time
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from success_metrics.metrics import formulas
-from success_metrics.metrics.periods import Granularity, bounds, buckets, days
+from success_metrics.metrics.periods import Granularity, bounds, buckets, days, running_totals
 from success_metrics.stores.metrics import read_counters
 
 MAX_RANGE_DAYS = 3 * 366
@@ -57,32 +57,27 @@ def _sum(per_day: dict[date, dict[str, Decimal]], first: date, last: date) -> di
 STATE = ("sub_start", "cancel", "couples_with_wedding", "couples_planning", "milestones")
 # Each milestone's completions; MRR movements and paying-supplier counts per currency.
 STATE_PREFIXES = ("milestones|", "mrr_", "cust_")
-History = tuple[list[date], list[dict[str, Decimal]]]
+ONE_DAY = timedelta(days=1)
 
 
 def _is_state(name: str) -> bool:
     return name in STATE or name.startswith(STATE_PREFIXES)
 
 
-def history(per_day: dict[date, dict[str, Decimal]]) -> History:
-    """Running totals of the counters that describe a state (paying suppliers, couples with a
-    wedding, milestones completed so far), so the state before any day is one lookup rather
-    than a pass over every day."""
-    ordered = sorted(per_day)
-    running = dict.fromkeys(STATE, Decimal(0))
-    totals = []
-    for day in ordered:
-        for name, value in per_day[day].items():
-            if _is_state(name):
-                running[name] = running.get(name, Decimal(0)) + value
-        totals.append(dict(running))
-    return ordered, totals
+def _state_name(name: str) -> str | None:
+    return name if _is_state(name) else None
 
 
-def _state_before(past: History, first: date) -> dict[str, Decimal]:
-    ordered, totals = past
-    index = bisect.bisect_left(ordered, first)
-    return dict(totals[index - 1]) if index else dict.fromkeys(STATE, Decimal(0))
+def history(
+    per_day: dict[date, dict[str, Decimal]], starts: Iterable[date]
+) -> dict[date, dict[str, Decimal]]:
+    """The state counters' running totals on the eve of each of `starts` (paying suppliers,
+    couples with a wedding, milestones so far, MRR per currency)."""
+    return running_totals(per_day, (start - ONE_DAY for start in starts), _state_name)
+
+
+def _state_before(past: dict[date, dict[str, Decimal]], first: date) -> dict[str, Decimal]:
+    return {**dict.fromkeys(STATE, Decimal(0)), **past[first - ONE_DAY]}
 
 
 def build_period(
@@ -93,10 +88,10 @@ def build_period(
     granularity: Granularity,
     gross_margin: Decimal,
     breakdown: str | None = None,
-    past: History | None = None,
+    past: dict[date, dict[str, Decimal]] | None = None,
 ) -> formulas.PeriodInput:
     """The formulas' input for one period: its sums, and the state at its start and end."""
-    before = _state_before(past or history(per_day), start)
+    before = _state_before(history(per_day, [start]) if past is None else past, start)
     counters = _sum(per_day, start, end)
     return formulas.PeriodInput(
         key=key,
@@ -125,7 +120,7 @@ def compute_metrics(
     g = query.granularity
     periods = list(buckets(query.start, query.end, g))
     first, last = periods[0][1], periods[-1][2]
-    past = history(per_day)
+    past = history(per_day, [first, *(start for _, start, _ in periods)])
 
     def period_input(
         key: str, start: date, end: date, granularity: Granularity
