@@ -6,6 +6,13 @@
     against the write cost of storing the event itself (base item + two GSI entries);
 (b) GET /v1/metrics latency for a one-year range at day granularity, answered from the
     aggregates, against recomputing the same figures from the raw events of that year.
+
+"Before": the same benchmark of the commit named by BENCH_METRICS_BASELINE (default: the last
+one before the subscription ledgers and the funnel, issue 17), run first in a temporary git
+worktree with the same interpreter, so both figures come from this machine in this run. Each
+run generates its own demo events (the later generator adds plan changes and yearly plans).
+The units are split by what they pay for: counter deltas (transactions), fact claims
+(conditional puts and batched reads) and the per-supplier and per-couple ledgers.
 """
 
 from __future__ import annotations
@@ -15,17 +22,22 @@ import io
 import json
 import math
 import os
+import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import bench_env  # noqa: F401 - puts the repository on sys.path first
+import bench_env  # puts the repository on sys.path first
 
 EVENTS = int(os.environ.get("BENCH_METRICS_EVENTS", "2000"))
 RUNS = int(os.environ.get("BENCH_METRICS_RUNS", "3"))
+BASELINE = os.environ.get("BENCH_METRICS_BASELINE", "d85f5e2")
 
 
 def item_kb(item: dict[str, Any]) -> float:
@@ -44,34 +56,93 @@ def item_kb(item: dict[str, Any]) -> float:
 
 
 class CapacityMeter:
-    """Counts capacity units from the requests a client makes (before they are sent)."""
+    """Counts capacity units from the requests a client makes (before they are sent), in total
+    and by what they pay for."""
 
     def __init__(self) -> None:
         self.wcu = 0.0
         self.rcu = 0.0
         self.calls: Counter[str] = Counter()
+        self.wcu_for: Counter[str] = Counter()
+        self.rcu_for: Counter[str] = Counter()
+
+    def _write(self, purpose: str, units: float) -> None:
+        self.wcu += units
+        self.wcu_for[purpose] += units
+
+    def _read(self, purpose: str, units: float) -> None:
+        self.rcu += units
+        self.rcu_for[purpose] += units
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         self.calls[model.name] += 1
         if model.name == "PutItem":
-            self.wcu += math.ceil(item_kb(params["Item"]) or 1)
+            purpose = "ledgers" if "|ledger|" in params["Item"]["pk"]["S"] else "claims"
+            self._write(purpose, math.ceil(item_kb(params["Item"]) or 1))
         elif model.name == "BatchGetItem":
             for request in params["RequestItems"].values():
-                self.rcu += len(request["Keys"])  # claims are far below 4 KB
+                self._read("claims", len(request["Keys"]))  # claims are far below 4 KB
         elif model.name == "TransactWriteItems":
             for action in params["TransactItems"]:
                 if "Put" in action:
-                    self.wcu += 2 * math.ceil(item_kb(action["Put"]["Item"]) or 1)
+                    self._write("counters", 2 * math.ceil(item_kb(action["Put"]["Item"]) or 1))
                 elif "Update" in action:
-                    # Charged on the item's size after the update: measured below, 1 KB floor.
-                    self.wcu += 2 * max(1, math.ceil(self.counter_item_kb))
+                    self.updates += 1  # charged by settle(), on the items' measured size
         elif model.name == "GetItem":
-            self.rcu += 1
+            purpose = "ledgers" if "|ledger|" in params["Key"]["pk"]["S"] else "claims"
+            self._read(purpose, 1)  # a ledger is a few KB at most: 1 RCU per 4 KB
 
-    counter_item_kb = 1.0
+    updates = 0
+
+    def settle(self, counter_item_kb: float) -> None:
+        """Charge the transactional updates on the counter items' size after the update
+        (2 WCU per KB, 1 KB floor), measured once aggregation is over."""
+        self._write("counters", 2 * max(1, math.ceil(counter_item_kb)) * self.updates)
+        self.updates = 0
+
+    def split(self, events: int) -> str:
+        parts = sorted({*self.wcu_for, *self.rcu_for})
+        return ", ".join(
+            f"{p} {self.wcu_for[p] / events:.2f} WCU / {self.rcu_for[p] / events:.2f} RCU"
+            for p in parts
+        )
+
+
+COST_LINE = re.compile(r"\(a\) aggregate write cost: ([\d.]+) WCU and ([\d.]+) RCU per event")
+QUERY_LINE = re.compile(r"\(b\) /v1/metrics.*= ([\d.]+)")
+
+
+def baseline(rev: str) -> tuple[float, float, float | None] | None:
+    """The aggregate cost per event of commit `rev`, from its own benchmark in a worktree."""
+    root = bench_env.ROOT
+    with tempfile.TemporaryDirectory(prefix="sm-bench-") as scratch:
+        tree = os.path.join(scratch, "tree")
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", tree, rev],
+            check=True,
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, os.path.join(tree, "benchmarks", "metrics.py")],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "BENCH_METRICS_BASELINE": ""},
+                check=False,
+            )
+        finally:
+            subprocess.run(
+                ["git", "-C", str(root), "worktree", "remove", "--force", tree], check=False
+            )
+    found = COST_LINE.search(done.stdout)
+    if done.returncode or not found:
+        print(f"baseline {rev} did not run: {done.stderr[-500:]}", file=sys.stderr)
+        return None
+    query_ratio = QUERY_LINE.search(done.stdout)
+    return float(found[1]), float(found[2]), float(query_ratio[1]) if query_ratio else None
 
 
 def main() -> None:
+    before = baseline(BASELINE) if BASELINE else None
     from moto import mock_aws
 
     from devstack import demo
@@ -97,30 +168,42 @@ def main() -> None:
             EVENTS, seed=13, season_start=date(2025, 11, 1), season_end=date(2026, 10, 31)
         )
         sink = io.StringIO()
-        for batch in demo.batches(events, 250):
-            body = json.dumps({"events": batch}).encode()
-            event = signed_ingest_event(org.org_id, org.webhook_secret, body)
-            with contextlib.redirect_stdout(sink):
-                assert (
-                    app.lambda_handler(event, LambdaContext("WebhookReceiveFunction", 29))[
-                        "statusCode"
-                    ]
-                    == 202
-                )
-
         sqs, ddb = aws.sqs(), aws.dynamodb()
-        meter = CapacityMeter()
-        ddb.meta.events.register("before-parameter-build.dynamodb.*", meter)
         url = stack.physical["MetricsQueue"]["Ref"]
-        started = time.perf_counter()
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                aggregator.handle(message["MessageId"], json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        aggregate_seconds = time.perf_counter() - started
-        ddb.meta.events.unregister("before-parameter-build.dynamodb.*", meter)
+
+        def ingest(sent: list[dict[str, Any]]) -> None:
+            for batch in demo.batches(sent, 250):
+                body = json.dumps({"events": batch}).encode()
+                event = signed_ingest_event(org.org_id, org.webhook_secret, body)
+                with contextlib.redirect_stdout(sink):
+                    answer = app.lambda_handler(event, LambdaContext("WebhookReceiveFunction", 29))
+                assert answer["statusCode"] == 202, answer
+
+        def aggregate(meter: CapacityMeter) -> float:
+            ddb.meta.events.register("before-parameter-build.dynamodb.*", meter)
+            started = time.perf_counter()
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
+                for message in messages:
+                    aggregator.handle(message["MessageId"], json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            ddb.meta.events.unregister("before-parameter-build.dynamodb.*", meter)
+            return time.perf_counter() - started
+
+        ingest(events)
+        season = len(events)
+        meter = CapacityMeter()
+        aggregate_seconds = aggregate(meter)
+        # The subscription book on top, costed apart.
+        book_list = demo.subscription_book(
+            40, seed=13, season_start=date(2025, 11, 1), season_end=date(2026, 10, 31)
+        )
+        book_events = len(book_list)
+        ingest(book_list)
+        book_meter = CapacityMeter()
+        aggregate(book_meter)
+        events = events + book_list
         counters = [
             i
             for p in ddb.get_paginator("scan").paginate(
@@ -129,9 +212,10 @@ def main() -> None:
             for i in p["Items"]
             if i["pk"]["S"].startswith("agg#")
         ]
-        meter.counter_item_kb = statistics.mean(item_kb(i) for i in counters)
-        # Re-count the transactions with the measured counter item size.
-        updates = sum(1 for _ in counters)  # lower bound: one update per item, for reference
+        counter_item_kb = statistics.mean(item_kb(i) for i in counters)
+        meter.settle(counter_item_kb)
+        book_meter.settle(counter_item_kb)
+        updates = len(counters)  # lower bound: one update per item, for reference
         event_wcu = statistics.mean(
             math.ceil(
                 item_kb(
@@ -173,24 +257,39 @@ def main() -> None:
                         raw.extend(json.loads(i["body"]["S"]) for i in page["Items"])
             recompute(raw)
             raw_times.append(time.perf_counter() - start)
-        assert len(raw) == len(events)
+        in_year = [e for e in events if "2025-11-01" <= e["occurred_at"][:10] <= "2026-10-31"]
+        assert len(raw) == len(in_year), (len(raw), len(in_year))
         assert answer["totals"]["signups"]["total"] >= 0
 
-    wcu_per_event = meter.wcu / len(events)
+    wcu_per_event = meter.wcu / season
     print(
-        f"events: {len(events)} over one year; counter items: {len(counters)} "
-        f"(average {meter.counter_item_kb:.2f} KB); transactions: {transactions}; "
-        f"aggregation took {aggregate_seconds:.1f} s on moto ({len(events) / aggregate_seconds:.0f} events/s)"
+        f"events: {season} over one year (+ {book_events} of the subscription book); counter "
+        f"items: {len(counters)} (average {counter_item_kb:.2f} KB); transactions: "
+        f"{transactions}; aggregation took {aggregate_seconds:.1f} s on moto "
+        f"({season / aggregate_seconds:.0f} events/s)"
     )
     print(
-        f"(a) aggregate write cost: {wcu_per_event:.2f} WCU and {meter.rcu / len(events):.2f} RCU per event "
+        f"(a) aggregate write cost: {wcu_per_event:.2f} WCU and {meter.rcu / season:.2f} RCU per event "
         f"(calls: {dict(meter.calls)}); storing the event itself: {event_wcu:.1f} WCU "
         f"-> ratio {wcu_per_event / event_wcu:.2f} (updates >= {updates})"
     )
+    print(f"    by purpose, per event: {meter.split(season)}")
+    print(
+        f"    the subscription book ({book_events} events: renewals, plan changes, "
+        f"cancellations, reactivations, yearly plans): {book_meter.wcu / book_events:.2f} WCU "
+        f"and {book_meter.rcu / book_events:.2f} RCU per event ({book_meter.split(book_events)})"
+    )
+    if before is not None:
+        print(
+            f"    before ({BASELINE}, same run): {before[0]:.2f} WCU and {before[1]:.2f} RCU per "
+            f"event -> after / before: {wcu_per_event / before[0]:.2f} WCU, "
+            f"{meter.rcu / season / before[1]:.2f} RCU"
+        )
     api, raw_s = statistics.median(api_times), statistics.median(raw_times)
     print(
         f"(b) /v1/metrics, one year at day granularity: {api * 1000:.0f} ms from aggregates / "
         f"{raw_s * 1000:.0f} ms recomputing from raw events = {api / raw_s:.3f}"
+        + (f" (before, same run: {before[2]:.3f})" if before and before[2] is not None else "")
     )
 
 
