@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from unittest import mock
@@ -408,3 +410,84 @@ def test_a_late_plan_change_moves_mrr_from_churn_to_expansion_exactly_once(
     assert (money["2026-07"]["mrr_start"], money["2026-07"]["mrr_end"]) == ("150.00", "0.00")
     assert money["2026-07"]["customer_churn_rate"]["value"] == 1.0
     assert_matches_recomputation(org.org_id, first + late)
+
+
+def test_running_totals_outlive_the_retention_of_the_events(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    # An organization keeping 30 days of events, whose supplier subscribed ten months ago:
+    # the event is long past its retention, but the MRR it started is still there.
+    organizations.set_limits(org.org_id, retention_days=30)
+    started = _subscription_event(1, "started", "2026-01-10", "100.00")
+    ingest(webhook_handler, org, [started])
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
+
+    answer = api_metrics(
+        org.org_id, {"from": "2026-11-01", "to": "2026-11-30", "granularity": "month"}
+    )
+    [period] = answer["periods"]
+    assert period["metrics"]["money"]["EUR"]["mrr_start"] == "100.00"
+    items = stack_counter_items(stack, org.org_id)
+    assert items
+    assert all("expires_at" not in item for item in items)
+
+
+def test_a_counter_item_written_with_an_expiry_loses_it_when_next_updated(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    # A counter item as an earlier version wrote it, with the retention as a TTL.
+    ingest(webhook_handler, org, [_subscription_event(1, "started", "2026-03-02", "40.00")])
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
+    ingest(webhook_handler, org, [_subscription_event(2, "changed", "2026-03-02", "60.00")])
+    [(message_id, body)] = metrics_messages(stack)
+    key = metrics_store.counter_key(
+        org.org_id, metrics_store.shard_of(message_id), date(2026, 3, 2)
+    )
+    aws.dynamodb().update_item(
+        TableName=stack.physical["MetricsTable"]["Ref"],
+        Key=key,
+        UpdateExpression="SET expires_at = :later",
+        ExpressionAttributeValues={":later": {"N": "4102444800"}},  # 2100: not expired yet
+    )
+
+    with iam.acting_as("MetricsAggregateFunction"):
+        aggregator.handle(message_id, body)
+
+    [updated] = [
+        i
+        for i in stack_counter_items(stack, org.org_id)
+        if i["pk"] == key["pk"] and i["sk"] == key["sk"]
+    ]
+    assert "expires_at" not in updated
+    assert len(updated) > 2
+    answer = api_metrics(
+        org.org_id, {"from": "2026-03-01", "to": "2026-03-31", "granularity": "month"}
+    )
+    assert answer["periods"][0]["metrics"]["money"]["EUR"]["mrr_end"] == "60.00"
+
+
+def stack_counter_items(stack: Stack, org_id: str) -> list[dict[str, Any]]:
+    table = stack.physical["MetricsTable"]["Ref"]
+    pages = aws.dynamodb().get_paginator("scan").paginate(TableName=table)
+    return [i for p in pages for i in p["Items"] if i["pk"]["S"].startswith(f"agg#{org_id}#")]
+
+
+def test_a_ledger_outlives_a_short_retention_by_a_yearly_billing_interval(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    organizations.set_limits(org.org_id, retention_days=30)
+    ingest(webhook_handler, org, [_subscription_event(1, "started", "2026-03-02", "40.00")])
+    with iam.acting_as("MetricsAggregateFunction"):
+        for message_id, body in metrics_messages(stack):
+            aggregator.handle(message_id, body)
+
+    table = stack.physical["MetricsClaimsTable"]["Ref"]
+    item = aws.dynamodb().get_item(
+        TableName=table, Key={"pk": {"S": f"{org.org_id}|ledger|sub|sup_late"}}
+    )["Item"]
+    kept_days = (int(item["expires_at"]["N"]) - time.time()) / 86400
+    assert 399 < kept_days <= 400

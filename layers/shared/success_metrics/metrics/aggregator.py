@@ -149,9 +149,9 @@ def _json(by_day: dict[date, dict[str, Decimal]]) -> dict[str, dict[str, str]]:
     return {day.isoformat(): {k: str(v) for k, v in c.items()} for day, c in by_day.items()}
 
 
-def apply(org_id: str, message_id: str, deltas: Deltas, retention_days: int) -> int:
+def apply(org_id: str, message_id: str, deltas: Deltas) -> int:
     """Apply each day's deltas with its (message, item) marker; returns items applied now."""
-    return metrics_store.apply(org_id, message_id, deltas.by_day, retention_days)
+    return metrics_store.apply(org_id, message_id, deltas.by_day)
 
 
 def handle(message_id: str, body: dict[str, Any]) -> int:
@@ -161,4 +161,4 @@ def handle(message_id: str, body: dict[str, Any]) -> int:
     # An erased user's events still in the queue are not counted (nor claimed) any more.
     docs, _ = suppression.drop(org, body["events"])
     deltas = compute_deltas(org.org_id, message_id, docs, org.retention_days)
-    return apply(org.org_id, message_id, deltas, org.retention_days)
+    return apply(org.org_id, message_id, deltas)

@@ -5,6 +5,7 @@ claims them; an erasure deletes a subject's."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
@@ -31,6 +32,12 @@ def delete_existing(org_id: str, claim_keys: Iterable[str]) -> int:
     wanted = [{"pk": {"S": f"{org_id}|{k}"}} for k in dict.fromkeys(claim_keys)]
     found = batch.get(aws.dynamodb(), table, wanted, projection="pk")
     return batch.delete(aws.dynamodb(), table, [{"pk": i["pk"]} for i in found])
+
+
+# A ledger outlives a short retention: a supplier on a yearly plan changes it once a year, and
+# a ledger that expired in between would count the renewal as new business on top of the MRR
+# the counters still hold. Kept at least this long after its last change (docs/privacy.md).
+LEDGER_MIN_SECONDS = 400 * 86400
 
 
 class Claims:
@@ -119,7 +126,7 @@ class Claims:
             "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
             "version": {"N": str(version + 1)},
             "mid": {"S": self.message_id},
-            "expires_at": {"N": str(self.expires_at)},
+            "expires_at": {"N": str(max(self.expires_at, int(time.time()) + LEDGER_MIN_SECONDS))},
         }
         request: dict[str, Any] = {"TableName": self.table, "Item": item}
         if version == 0:

@@ -1,14 +1,18 @@
 """The metrics table (`MetricsTable`): counter items `pk = agg#<org>#<shard>`, `sk = <day>`
 (one attribute per counter, `ADD`ed) and "applied" markers `pk = applied#<message id>`,
 `sk = <counter item>`, written together in transactions so a redelivered message cannot apply
-anything twice (docs/metrics.md)."""
+anything twice (docs/metrics.md).
+
+Counter items do not expire: they hold no personal data, and the running totals a period's
+start is computed from (MRR, paying suppliers, couples with a wedding) need every day since the
+organization began. An item an earlier version wrote with an `expires_at` loses it when it is
+next updated; until then the reader still honours it."""
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import time
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -30,9 +34,7 @@ def counter_key(org_id: str, shard: int, day: date) -> dict[str, Any]:
     return {"pk": {"S": f"agg#{org_id}#{shard}"}, "sk": {"S": day.isoformat()}}
 
 
-def apply(
-    org_id: str, message_id: str, by_day: dict[date, dict[str, Decimal]], retention_days: int
-) -> int:
+def apply(org_id: str, message_id: str, by_day: dict[date, dict[str, Decimal]]) -> int:
     """Apply each day's deltas with its (message, item) marker; returns items applied now."""
     table = get_settings().metrics_table
     shard = shard_of(message_id)
@@ -45,15 +47,12 @@ def apply(
         key = counter_key(org_id, shard, day)
         names = {f"#a{i}": name for i, name in enumerate(counters)}
         values: dict[str, Any] = {f":v{i}": {"N": str(v)} for i, v in enumerate(counters.values())}
-        values[":exp"] = {
-            "N": str(calendar.timegm((day + timedelta(days=retention_days)).timetuple()))
-        }
         adds = ", ".join(f"#a{i} :v{i}" for i in range(len(counters)))
         update = {
             "Update": {
                 "TableName": table,
                 "Key": key,
-                "UpdateExpression": f"ADD {adds} SET expires_at = if_not_exists(expires_at, :exp)",
+                "UpdateExpression": f"ADD {adds} REMOVE expires_at",
                 "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": values,
             }
@@ -108,7 +107,7 @@ def read_counters(org_id: str, until: date, now: float) -> dict[date, dict[str, 
         pages = paginator.paginate(
             TableName=table,
             KeyConditionExpression="pk = :pk AND sk <= :until",
-            FilterExpression="expires_at > :now",
+            FilterExpression="attribute_not_exists(expires_at) OR expires_at > :now",
             ExpressionAttributeValues={
                 ":pk": {"S": f"agg#{org_id}#{shard}"},
                 ":until": {"S": until.isoformat()},
