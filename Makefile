@@ -9,7 +9,7 @@ export AWS_DEFAULT_REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: run test lint typecheck template unit integration e2e build bench lock clean openapi fuzz audit \
-	deploy-check iam-reset iam-table
+	deploy-check iam-reset iam-table chromium
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt smctl/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,8 +45,17 @@ JOBS ?= 2
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q -n $(JOBS) --dist loadfile
 
-e2e: $(STAMP)
+e2e: $(STAMP) chromium
 	$(BIN)/pytest tests/e2e -q
+
+# The console's browser tier drives Debian's chromium: installed here when missing (as root),
+# otherwise a clear failure, never a skipped test.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "the console's browser tests need chromium: apt-get install chromium (as root)"; exit 1; fi; }
+	@chromium --version
 
 # The tiers record every AWS call each function makes (devstack/iam.py) under .local/iam-calls.
 iam-reset:

@@ -61,6 +61,7 @@ def banner(stack: LocalStack, demo: dict[str, str] | None, loaded: dict[str, int
         "",
         "Success Metrics local stack is running",
         f"  HTTP API      {stack.api_url}",
+        f"  console       {stack.api_url}/console/   (sign in with the API key printed below)",
         f"  AWS emulator  {stack.aws_endpoint}   (moto; AWS_ENDPOINT_URL={stack.aws_endpoint})",
         f"  sink          {stack.sink_url}/_sink/requests",
         f"  outbox        {stack.outbox_dir.resolve()}/*.eml",

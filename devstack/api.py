@@ -90,7 +90,9 @@ def compile_route(
         else:
             literal += 1
             parts.append(re.escape(segment))
-    pattern = re.compile("^/" + "/".join(parts) + "$") if path != "/" else re.compile("^/$")
+    # A trailing slash is part of the route, as on API Gateway: /console/ is not /console.
+    slash = "/" if path.endswith("/") and path != "/" else ""
+    pattern = re.compile("^/" + "/".join(parts) + slash + "$") if path != "/" else re.compile("^/$")
     return Route(method.upper(), path, function, authorizer, pattern, params, literal, greedy)
 
 
@@ -148,7 +150,8 @@ class HttpApi:
             path,
             route_key=route.route_key,
             path_parameters=params or None,
-            headers=headers,
+            # API Gateway sets it to the scheme the client used (https on AWS).
+            headers={**headers, "x-forwarded-proto": "http"},
             raw_query=split.query,
             body=body,
             authorizer=context,

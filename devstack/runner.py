@@ -360,6 +360,7 @@ class LocalStack:
     def write_state(self) -> Path:
         state = {
             "api_url": self.api_url,
+            "console_url": f"{self.api_url}/console/",
             "aws_endpoint": self.aws_endpoint,
             "sink_url": self.sink_url,
             "outbox": str(self.outbox_dir.resolve()),

@@ -282,6 +282,12 @@ def authenticate(api_key: str) -> ApiKey:
     return record
 
 
+def get_api_key(org_id: str, key_id: str) -> ApiKey | None:
+    """The stored record of one key (read fresh: a console session checks it is not revoked)."""
+    doc = _get(f"ORG#{org_id}", f"KEY#{key_id}")
+    return ApiKey.model_validate_json(doc) if doc else None
+
+
 def clear_cache() -> None:
     _profiles.clear()
 

@@ -1,0 +1,1 @@
+"""The web console (`/console`): server-rendered pages over the same package logic as the API."""

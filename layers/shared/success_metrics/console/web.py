@@ -1,0 +1,271 @@
+"""The console's HTTP edge: sessions from cookies, CSRF on every state change, strict security
+headers, and pages rendered with Jinja2 (autoescaping on: every value a page shows may come from
+an attacker — event properties, user ids, destination names).
+
+Each function takes the request as `Request` and returns a `Reply`; the Lambda handler only
+routes (functions/console/app.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from success_metrics.console import pages, sessions
+from success_metrics.errors import SuccessMetricsError, UnauthenticatedError
+from success_metrics.http import Principal
+
+MAX_FORM = 16 * 1024
+STATIC = ("console.css",)
+CONTENT_TYPES = {"css": "text/css; charset=utf-8"}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    cookies: dict[str, str]
+    body: bytes = b""
+
+    @property
+    def secure(self) -> bool:
+        return self.headers.get("x-forwarded-proto", "https") == "https"
+
+    def form(self) -> dict[str, str]:
+        if len(self.body) > MAX_FORM:
+            raise UnauthenticatedError("the form is too large")
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str | bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)
+
+
+def security_headers(nonce: str | None = None) -> dict[str, str]:
+    script = f"'nonce-{nonce}'" if nonce else "'none'"
+    return {
+        "Content-Security-Policy": (
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+            f"script-src {script}; form-action 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'"
+        ),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+
+
+@cache
+def _static(name: str) -> tuple[bytes, str]:
+    data = resources.files("success_metrics.console").joinpath("static", name).read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:12]
+
+
+def asset(name: str) -> str:
+    """The content-hashed URL of a static file (served with a year's immutable cache)."""
+    stem, _, ext = name.rpartition(".")
+    return f"/console/static/{stem}.{_static(name)[1]}.{ext}"
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("success_metrics.console", "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    env.globals["asset"] = asset
+    return env
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> Reply:
+    nonce = secrets.token_urlsafe(16)
+    body = _environment().get_template(template).render(nonce=nonce, **context)
+    return Reply(status, body, headers=security_headers(nonce))
+
+
+def _redirect(location: str, cookies: list[str] | None = None) -> Reply:
+    return Reply(
+        303, "", headers={"Location": location, **security_headers()}, cookies=cookies or []
+    )
+
+
+def _cookie(request: Request, value: str, max_age: int) -> str:
+    parts = [
+        f"{sessions.COOKIE}={value}",
+        "Path=/console",
+        "HttpOnly",
+        "SameSite=Strict",
+        f"Max-Age={max_age}",
+    ]
+    if request.secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def _same_origin(request: Request) -> bool:
+    """A state change must come from a page of this console. Browsers say where a request comes
+    from in `Sec-Fetch-Site`; under `Referrer-Policy: no-referrer` their `Origin` is "null", so
+    it only counts when it names a site."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+    return True  # not a browser: the CSRF token (or, to sign in, the key itself) decides
+
+
+def _session(request: Request) -> tuple[Principal, str]:
+    cookie = request.cookies.get(sessions.COOKIE, "")
+    return sessions.verify(cookie), cookie
+
+
+def _page(request: Request, template: str, page: str, build: Any, **extra: Any) -> Reply:
+    try:
+        principal, cookie = _session(request)
+    except UnauthenticatedError as exc:
+        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
+    context: dict[str, Any] = {
+        "principal": principal,
+        "csrf": sessions.csrf_token(cookie),
+        "page": page,
+    }
+    try:
+        view = build(principal, request.query)
+    except SuccessMetricsError as exc:
+        return render(
+            request,
+            "problem.html",
+            exc.status,
+            title=exc.title,
+            heading=exc.title,
+            problem=exc.detail,
+            **context,
+        )
+    return render(request, template, view=view, **context, **extra)
+
+
+def index(request: Request) -> Reply:
+    return _redirect("/console/overview")
+
+
+def sign_in_form(request: Request) -> Reply:
+    return render(
+        request,
+        "sign_in.html",
+        title="Sign in",
+        principal=None,
+        problem=request.query.get("reason", "")[:200] or None,
+    )
+
+
+def sign_in(request: Request) -> Reply:
+    if not _same_origin(request):
+        return render(
+            request,
+            "sign_in.html",
+            403,
+            title="Sign in",
+            principal=None,
+            problem="the sign-in form came from another site",
+        )
+    try:
+        cookie, _ = sessions.sign_in(request.form().get("api_key", ""))
+    except UnauthenticatedError as exc:
+        return render(
+            request, "sign_in.html", 401, title="Sign in", principal=None, problem=exc.detail
+        )
+    return _redirect("/console/overview", [_cookie(request, cookie, sessions.MAX_AGE)])
+
+
+def sign_out(request: Request) -> Reply:
+    cookie = request.cookies.get(sessions.COOKIE, "")
+    try:
+        sessions.verify(cookie)
+        sessions.check_csrf(cookie, request.form().get("csrf", ""))
+    except UnauthenticatedError:
+        pass  # an expired or revoked session is signed out anyway
+    except SuccessMetricsError as exc:
+        return render(
+            request,
+            "problem.html",
+            exc.status,
+            title=exc.title,
+            heading=exc.title,
+            problem=exc.detail,
+            principal=None,
+        )
+    return _redirect("/console/sign-in", [_cookie(request, "", 0)])
+
+
+def overview(request: Request) -> Reply:
+    return _page(request, "overview.html", "overview", pages.overview, title="Overview")
+
+
+def metrics(request: Request) -> Reply:
+    def build(principal: Principal, params: dict[str, str]) -> pages.Trend:
+        return pages.trend(principal, params)
+
+    found_range = _range_strings(request.query)
+    return _page(
+        request,
+        "metrics.html",
+        "metrics",
+        build,
+        title="Metrics",
+        metrics=pages.METRICS,
+        granularities=pages.GRANULARITIES,
+        query=urlencode(request.query),
+        **found_range,
+    )
+
+
+def _range_strings(query: dict[str, str]) -> dict[str, str]:
+    try:
+        start, end = pages.parse_range(query)
+    except SuccessMetricsError:
+        return {"start": "", "end": ""}
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def metrics_csv(request: Request) -> Reply:
+    try:
+        principal, _ = _session(request)
+        body = pages.trend_csv(principal, request.query)
+    except UnauthenticatedError as exc:
+        return Reply(401, exc.detail + "\n", "text/plain; charset=utf-8", security_headers())
+    except SuccessMetricsError as exc:
+        return Reply(exc.status, exc.detail + "\n", "text/plain; charset=utf-8", security_headers())
+    headers = {
+        **security_headers(),
+        "Content-Disposition": 'attachment; filename="metric.csv"',
+    }
+    return Reply(200, body, "text/csv; charset=utf-8", headers)
+
+
+def static(request: Request, name: str) -> Reply:
+    stem, _, rest = name.partition(".")
+    digest, _, ext = rest.partition(".")
+    wanted = f"{stem}.{ext}"
+    if wanted not in STATIC or _static(wanted)[1] != digest:
+        return Reply(404, "not found\n", "text/plain; charset=utf-8", security_headers())
+    data, _ = _static(wanted)
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Reply(200, data, CONTENT_TYPES[ext], headers)
