@@ -9,7 +9,18 @@ from collections.abc import Sequence
 
 import click
 
-from smctl.commands import audit_log, destinations, dlq, exports, gdpr, keys, org, schedules, send
+from smctl.commands import (
+    audit_log,
+    console,
+    destinations,
+    dlq,
+    exports,
+    gdpr,
+    keys,
+    org,
+    schedules,
+    send,
+)
 from smctl.options import CliError, global_options
 from success_metrics.errors import SuccessMetricsError
 
@@ -37,6 +48,7 @@ for command in (
     exports.export,
     gdpr.gdpr,
     audit_log.audit,
+    console.console,
 ):
     cli.add_command(command)
 

@@ -23,6 +23,8 @@ def _request(event: dict[str, Any]) -> web.Request:
         headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
         cookies={k.strip(): v.strip() for k, v in cookies.items()},
         body=raw,
+        request_id=event["requestContext"].get("requestId", ""),
+        source_ip=event["requestContext"]["http"].get("sourceIp", ""),
     )
 
 

@@ -3,9 +3,11 @@ local stack. Screenshots of every page at 360 and 1440 px go to .local/screensho
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from devstack.seed import post_signed
 from tests.e2e.conftest import ROOT, RunningStack
+from tests.support.local_stack import sink_requests, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / ".local" / "screenshots"
@@ -32,6 +36,10 @@ ARGS = [
 SEASON = "from=2026-05-01&to=2026-10-31"
 PAGES = {
     "overview": f"/console/overview?{SEASON}",
+    "exports": "/console/exports",
+    "deliveries": "/console/deliveries",
+    "privacy": "/console/privacy",
+    "settings": "/console/settings",
     "metrics": "/console/metrics?metric=signups&granularity=week&from=2026-05-01&to=2026-10-31",
     "sign-in": "/console/sign-in",
 }
@@ -193,3 +201,154 @@ def test_the_csv_holds_exactly_the_numbers_drawn(stack: RunningStack, browser: B
     first = rows.nth(0).locator("td")
     assert lines[1].split(",")[0] == first.nth(0).inner_text()
     assert float(lines[1].split(",")[1]) == float(first.nth(3).inner_text().replace(",", ""))
+
+
+def test_an_xlsx_export_is_created_and_downloaded_from_the_exports_page(
+    stack: RunningStack, browser: Browser
+) -> None:
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+    page.goto(stack.api_url + "/console/exports")
+    page.select_option("#dataset", "events")
+    page.select_option("#format", "xlsx")
+    page.fill("#from", "2026-09-01")
+    page.fill("#to", "2026-09-30")
+    page.click("text=Create export")
+    page.wait_for_url("**/console/exports?done=*")
+    export_id = re.search(r"export (exp_\w+) queued", page.locator(".done").inner_text())[1]
+    row = page.locator(f'tr[data-export="{export_id}"]')
+    # The page refreshes itself while an export runs (no script needed).
+    link = row.locator("a", has_text="Download")
+    link.wait_for(timeout=120_000)
+    with page.expect_download() as download:
+        link.click()
+    saved = Path(download.value.path())
+    assert saved.read_bytes()[:2] == b"PK"  # an XLSX is a zip
+    assert download.value.suggested_filename.endswith(".xlsx")
+    assert errors == []
+
+
+def test_a_failed_delivery_is_retried_from_the_deliveries_page_and_delivered(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    created = stack.smctl_json("org", "create", f"Console deliveries {tag}")
+    hook = f"/webhooks/console-{tag}"
+    stack.smctl(
+        "dest", "put", created["org_id"], "hooks", "--settings",
+        json.dumps({"kind": "webhook", "url": f"{stack.sink_url}{hook}"}),
+    )  # fmt: skip
+    fault = {"status": 400, "path_prefix": hook}
+    assert http.put(f"{stack.sink_url}/_sink/fault", json=fault).status_code == 200
+    headers = {"Authorization": f"Bearer {created['api_key']}"}
+    try:
+        event = {
+            "id": f"evt_console_{tag}",
+            "type": "user.signed_up",
+            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "user_id": f"usr_{tag}",
+            "user_type": "couple",
+            "consent": {"analytics": True, "marketing": True},
+        }
+        answer = post_signed(
+            http, stack.api_url, created["org_id"], created["webhook_secret"], {"events": [event]}
+        )
+        assert answer.status_code == 202, answer.text
+        failed = wait_until(
+            lambda: http.get(
+                f"{stack.api_url}/v1/deliveries?status=failed", headers=headers
+            ).json()["deliveries"],
+            90,
+            "the delivery to fail",
+        )
+    finally:
+        http.delete(f"{stack.sink_url}/_sink/fault")
+    delivery_id = failed[0]["delivery_id"]
+
+    page, errors = new_page(browser)
+    sign_in(page, stack, created["api_key"])
+    page.goto(stack.api_url + "/console/deliveries?status=failed")
+    row = page.locator(f'tr[data-delivery="{delivery_id}"]')
+    assert "HTTP 400" in row.inner_text()
+    row.locator("text=Retry").click()
+    page.wait_for_url("**/console/deliveries?done=*")
+    assert "queued again" in page.locator(".done").inner_text()
+
+    wait_until(
+        lambda: any(r["path"] == hook and r["status"] == 200 for r in sink_requests(stack)),
+        90,
+        "the retried delivery at the webhook",
+    )
+    page.goto(stack.api_url + "/console/deliveries?event_id=" + event["id"])
+    assert page.locator(f'tr[data-delivery="{delivery_id}"] .status').inner_text() == "delivered"
+    assert errors == []
+
+
+def test_an_erasure_started_from_the_privacy_page_ends_with_its_receipt(
+    stack: RunningStack, browser: Browser
+) -> None:
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+    page.goto(stack.api_url + "/console/privacy")
+    page.fill("#subject", f"usr_console_erasure_{uuid.uuid4().hex[:6]}")
+    page.click("button:has-text('Erase')")
+    page.wait_for_url("**/console/privacy/erasures/*")
+    status = page.locator("[data-status]")
+    # The page refreshes itself until the erasure is finished.
+    page.wait_for_selector(
+        '[data-status="succeeded"], [data-status="needs_attention"]', timeout=120_000
+    )
+    assert status.get_attribute("data-status") == "succeeded"
+    assert "Receipt" in page.locator("h2").inner_text()
+    assert page.locator("tr[data-system]").count() >= 5
+    page.screenshot(path=str(SHOTS / "erasure-1440.png"), full_page=True)
+    assert errors == []
+
+
+def test_a_key_is_created_shown_once_and_revoked_from_settings(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+    page.goto(stack.api_url + "/console/settings")
+    page.check('input[value="metrics:read"]')
+    page.fill("#description", "<b>console test</b>")
+    page.click("text=Create key")
+    new_key = page.locator(".new-key").inner_text()
+    key_id = new_key.split(".")[2]
+    url = f"{stack.api_url}/v1/metrics?from=2026-05-01&to=2026-05-31"
+    assert http.get(url, headers={"Authorization": f"Bearer {new_key}"}).status_code == 200
+
+    page.goto(stack.api_url + "/console/settings")
+    assert page.locator(".new-key").count() == 0  # never shown again
+    row = page.locator(f'tr[data-key="{key_id}"]')
+    assert "<b>console test</b>" in row.inner_text()  # escaped, shown as text
+    row.locator("text=Revoke").click()
+    page.wait_for_url("**/console/settings?done=*")
+    assert "revoked" in page.locator(f'tr[data-key="{key_id}"]').inner_text()
+    answer = http.get(url, headers={"Authorization": f"Bearer  {new_key}"})
+    assert answer.status_code == 401
+    assert errors == []
+
+
+def test_a_one_time_link_signs_in_once_with_its_scopes(
+    stack: RunningStack, browser: Browser
+) -> None:
+    made = stack.smctl_json("console", "link", stack.org["org_id"], "--scope", "metrics:read")
+    assert made["url"].startswith(stack.api_url + "/console/sign-in/link?token=")
+    page, errors = new_page(browser)
+    page.goto(made["url"])
+    page.click("text=Sign in with this link")
+    page.wait_for_url("**/console/overview")
+    # A metrics:read session sees no export form, and the server refuses the action anyway.
+    page.goto(stack.api_url + "/console/exports")
+    assert page.locator("text=Create export").count() == 0
+    assert "exports:read" in page.locator(".problem").inner_text()
+
+    other, _ = new_page(browser)
+    other.goto(made["url"])
+    other.click("text=Sign in with this link")
+    assert "/console/sign-in" in other.url
+    assert "used already" in other.locator(".problem").inner_text()
+    # The refused pages answer 403 and 401 (the browser logs them); nothing else went wrong.
+    assert all("403" in e or "401" in e for e in errors), errors

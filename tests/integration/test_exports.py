@@ -489,6 +489,48 @@ def test_cancel_stops_the_worker_at_its_next_checkpoint_and_aborts_the_upload(
     assert world.api.download(export_id).status == 409
 
 
+def test_the_console_cancels_a_running_export_and_withdraws_a_finished_file(
+    world: World, env: pytest.MonkeyPatch
+) -> None:
+    from console import app as console_app
+
+    from tests.support.console import Console
+
+    setenv(env, EXPORT_HANDOVER_MS=60_000)
+    console = Console(console_app.lambda_handler)
+    console.sign_in(org_key(world.org))
+    made = console.act(
+        "/console/exports",
+        "/console/exports",
+        {"dataset": "events", "format": "csv", "from": SEASON["start"], "to": SEASON["end"]},
+    )
+    assert made.status == 303, made.body
+    export_id = made.location.split("export+", 1)[1].split("+", 1)[0]
+    world.run(remaining_ms=lambda: 30_000, max_invocations=1)  # plan, one part, hand over
+    upload = jobs.get(world.org.org_id, export_id).slice(0).checkpoint
+    assert upload is not None
+    assert upload.upload_id
+
+    assert console.act("/console/exports", f"/console/exports/{export_id}/cancel").status == 303
+    world.run()
+    bucket = world.stack.physical["ExportsBucket"]["Ref"]
+    uploads = aws.s3().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert upload.upload_id not in [u["UploadId"] for u in uploads]
+    assert jobs.get(world.org.org_id, export_id).status.value == "cancelled"
+
+    finished = world.export(format="csv", **SEASON)
+    download = console.get(f"/console/exports/{finished['id']}/download")
+    assert download.status == 302
+    assert download.location.startswith("http")
+    withdrawn = console.act("/console/exports", f"/console/exports/{finished['id']}/cancel")
+    assert withdrawn.status == 303
+    assert console.get(f"/console/exports/{finished['id']}/download").status == 410
+    objects = aws.s3().list_objects_v2(
+        Bucket=bucket, Prefix=f"exports/{world.org.org_id}/{finished['id']}/"
+    )
+    assert objects.get("KeyCount", 0) == 0
+
+
 # ------------------------------------------------------------------ download and email
 
 

@@ -29,7 +29,7 @@ COMMANDS = leaves(app.cli)
 
 
 def test_the_tree_has_every_command_of_the_operations_guide() -> None:
-    assert len(COMMANDS) == 30
+    assert len(COMMANDS) == 31
     for expected in (
         ("org", "create"),
         ("org", "set-limits"),
@@ -42,6 +42,7 @@ def test_the_tree_has_every_command_of_the_operations_guide() -> None:
         ("export", "download"),
         ("gdpr", "erase"),
         ("audit", "list"),
+        ("console", "link"),
     ):
         assert expected in COMMANDS
 

@@ -18,7 +18,7 @@ import time
 from success_metrics.errors import ForbiddenError, NotFoundError, UnauthenticatedError
 from success_metrics.http import Principal
 from success_metrics.models.organizations import ApiKey
-from success_metrics.stores import organizations
+from success_metrics.stores import console_links, organizations
 
 PURPOSE = "console-sessions"
 COOKIE = "sm_console"
@@ -33,7 +33,24 @@ def _mac(key: bytes, payload: str) -> str:
 
 def sign_in(api_key: str, now: float | None = None) -> tuple[str, ApiKey]:
     """A session cookie value for a pasted API key (UnauthenticatedError when it is not one)."""
-    record = organizations.authenticate(api_key.strip())
+    return _session_for(organizations.authenticate(api_key.strip()), now)
+
+
+def sign_in_with_link(token: str, now: float | None = None) -> tuple[str, ApiKey]:
+    """A session cookie value for a one-time link (used up by this call)."""
+    found = console_links.consume(token, now)
+    record = organizations.get_api_key(*found) if found else None
+    if record is None:
+        raise UnauthenticatedError(
+            "this sign-in link is not valid: it was used already, has expired (links last 15 "
+            "minutes) or was mistyped; ask for a new one with `smctl console link`"
+        )
+    if record.revoked_at is not None:
+        raise UnauthenticatedError("the API key of this sign-in link has been revoked")
+    return _session_for(record, now)
+
+
+def _session_for(record: ApiKey, now: float | None) -> tuple[str, ApiKey]:
     expires = int(time.time() if now is None else now) + MAX_AGE
     org = organizations.get_organization(record.org_id)
     payload = f"{record.org_id}.{record.key_id}.{expires}"

@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from success_metrics.console import pages, sessions
-from success_metrics.errors import SuccessMetricsError, UnauthenticatedError
+from success_metrics import admin, audit
+from success_metrics.console import operations, pages, sessions
+from success_metrics.errors import (
+    ForbiddenError,
+    SuccessMetricsError,
+    UnauthenticatedError,
+    ValidationFailedError,
+)
 from success_metrics.http import Principal
 
 MAX_FORM = 16 * 1024
@@ -40,10 +46,18 @@ class Request:
     def secure(self) -> bool:
         return self.headers.get("x-forwarded-proto", "https") == "https"
 
+    request_id: str = ""
+    source_ip: str = ""
+
     def form(self) -> dict[str, str]:
         if len(self.body) > MAX_FORM:
-            raise UnauthenticatedError("the form is too large")
+            raise ValidationFailedError("the form is too large")
         return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def form_lists(self) -> dict[str, list[str]]:
+        if len(self.body) > MAX_FORM:
+            raise ValidationFailedError("the form is too large")
+        return parse_qs(self.body.decode("utf-8", "replace"))
 
 
 @dataclass
@@ -88,6 +102,8 @@ def _environment() -> Environment:
         autoescape=select_autoescape(["html"]),
     )
     env.globals["asset"] = asset
+    env.globals["when"] = operations.when
+    env.globals["when_ts"] = operations.when_ts
     return env
 
 
@@ -143,9 +159,11 @@ def _page(request: Request, template: str, page: str, build: Any, **extra: Any) 
         "principal": principal,
         "csrf": sessions.csrf_token(cookie),
         "page": page,
+        "done": request.query.get("done", "")[:300],
     }
+    params = {k: v for k, v in request.query.items() if k != "done"}
     try:
-        view = build(principal, request.query)
+        view = build(principal, params)
     except SuccessMetricsError as exc:
         return render(
             request,
@@ -186,6 +204,37 @@ def sign_in(request: Request) -> Reply:
     try:
         cookie, _ = sessions.sign_in(request.form().get("api_key", ""))
     except UnauthenticatedError as exc:
+        return render(
+            request, "sign_in.html", 401, title="Sign in", principal=None, problem=exc.detail
+        )
+    return _redirect("/console/overview", [_cookie(request, cookie, sessions.MAX_AGE)])
+
+
+def link_form(request: Request) -> Reply:
+    """The page a sign-in link opens: a button that uses the link (a GET never does, so a mail
+    scanner that follows links does not use it up)."""
+    return render(
+        request,
+        "sign_in_link.html",
+        title="Sign in",
+        principal=None,
+        token=request.query.get("token", "")[:128],
+    )
+
+
+def link_sign_in(request: Request) -> Reply:
+    if not _same_origin(request):
+        return render(
+            request,
+            "sign_in.html",
+            403,
+            title="Sign in",
+            principal=None,
+            problem="the sign-in form came from another site",
+        )
+    try:
+        cookie, _ = sessions.sign_in_with_link(request.form().get("token", ""))
+    except SuccessMetricsError as exc:
         return render(
             request, "sign_in.html", 401, title="Sign in", principal=None, problem=exc.detail
         )
@@ -269,3 +318,197 @@ def static(request: Request, name: str) -> Reply:
         "X-Content-Type-Options": "nosniff",
     }
     return Reply(200, data, CONTENT_TYPES[ext], headers)
+
+
+# -- operator pages and their actions -------------------------------------------------------
+
+
+def _act(request: Request, back: str, route: str, do: Any, resource_id: str | None = None) -> Reply:
+    """A state change: a signed-in session, a form from this console with its CSRF token, an
+    audit record around it (as for the API), then back to `back` with what was done."""
+    try:
+        principal, cookie = _session(request)
+    except UnauthenticatedError as exc:
+        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
+    context: dict[str, Any] = {"principal": principal, "csrf": sessions.csrf_token(cookie)}
+    try:
+        if not _same_origin(request):
+            raise ForbiddenError("the form came from another site")
+        sessions.check_csrf(cookie, request.form().get("csrf", ""))
+        entry = audit.Entry(
+            org_id=principal.org_id,
+            key_id=principal.key_id,
+            method=request.method,
+            route=f"{request.method} {route}",
+            request_id=request.request_id or secrets.token_hex(8),
+            resource_id=resource_id,
+            source_ip=request.source_ip or None,
+            user_agent=request.headers.get("user-agent"),
+        )
+        with audit.audited(entry) as report:
+            target, message = do(principal)
+            report(303)
+    except SuccessMetricsError as exc:
+        return render(
+            request,
+            "problem.html",
+            exc.status,
+            title=exc.title,
+            heading=exc.title,
+            problem=exc.detail,
+            **context,
+        )
+    separator = "&" if "?" in target else "?"
+    return _redirect(f"{target or back}{separator}" + urlencode({"done": message}))
+
+
+def exports_list(request: Request) -> Reply:
+    return _page(
+        request,
+        "exports.html",
+        "exports",
+        operations.exports_page,
+        title="Exports",
+        datasets=operations.DATASETS,
+        formats=operations.FORMATS,
+        compressions=operations.COMPRESSIONS,
+        granularities=pages.GRANULARITIES,
+    )
+
+
+def exports_create(request: Request) -> Reply:
+    form = request.form()
+
+    def do(principal: Principal) -> tuple[str, str]:
+        export_id = operations.create_export(principal, form)
+        return "/console/exports", f"export {export_id} queued"
+
+    return _act(request, "/console/exports", "/console/exports", do)
+
+
+def exports_cancel(request: Request, export_id: str) -> Reply:
+    def do(principal: Principal) -> tuple[str, str]:
+        operations.cancel_export(principal, export_id)
+        return "/console/exports", f"export {export_id} cancelled"
+
+    return _act(request, "/console/exports", "/console/exports/{export_id}/cancel", do, export_id)
+
+
+def exports_download(request: Request, export_id: str) -> Reply:
+    try:
+        principal, _ = _session(request)
+        url = operations.download_url(principal, export_id)
+    except UnauthenticatedError as exc:
+        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
+    except SuccessMetricsError as exc:
+        return render(
+            request,
+            "problem.html",
+            exc.status,
+            title=exc.title,
+            heading=exc.title,
+            problem=exc.detail,
+            principal=None,
+        )
+    return Reply(302, "", headers={"Location": url, **security_headers()})
+
+
+def deliveries(request: Request) -> Reply:
+    return _page(
+        request,
+        "deliveries.html",
+        "deliveries",
+        operations.deliveries_page,
+        title="Deliveries",
+        states=admin.DELIVERY_STATES,
+    )
+
+
+def deliveries_retry(request: Request, delivery_id: str) -> Reply:
+    def do(principal: Principal) -> tuple[str, str]:
+        operations.retry_delivery(principal, delivery_id)
+        return "/console/deliveries", f"delivery {delivery_id} queued again"
+
+    return _act(
+        request, "/console/deliveries", "/console/deliveries/{delivery_id}/retry", do, delivery_id
+    )
+
+
+def privacy(request: Request) -> Reply:
+    return _page(request, "privacy.html", "privacy", operations.privacy_page, title="Privacy")
+
+
+def privacy_erase(request: Request) -> Reply:
+    form = request.form()
+
+    def do(principal: Principal) -> tuple[str, str]:
+        erasure_id = operations.start_erasure(principal, form)
+        return f"/console/privacy/erasures/{erasure_id}", f"erasure {erasure_id} started"
+
+    return _act(request, "/console/privacy", "/console/privacy/erasures", do)
+
+
+def privacy_erasure(request: Request, erasure_id: str) -> Reply:
+    return _page(
+        request,
+        "erasure.html",
+        "privacy",
+        lambda p, _: operations.erasure_page(p, erasure_id),
+        title="Erasure",
+    )
+
+
+def settings(request: Request) -> Reply:
+    return _page(request, "settings.html", "settings", operations.keys_page, title="Settings")
+
+
+def settings_create_key(request: Request) -> Reply:
+    """The new key is shown once, on the answer to this form, and never again."""
+    try:
+        principal, cookie = _session(request)
+    except UnauthenticatedError as exc:
+        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
+    context: dict[str, Any] = {
+        "principal": principal,
+        "csrf": sessions.csrf_token(cookie),
+        "page": "settings",
+    }
+    try:
+        if not _same_origin(request):
+            raise ForbiddenError("the form came from another site")
+        form = request.form_lists()
+        sessions.check_csrf(cookie, (form.get("csrf") or [""])[0])
+        entry = audit.Entry(
+            org_id=principal.org_id,
+            key_id=principal.key_id,
+            method="POST",
+            route="POST /console/settings/keys",
+            request_id=request.request_id or secrets.token_hex(8),
+            source_ip=request.source_ip or None,
+            user_agent=request.headers.get("user-agent"),
+        )
+        with audit.audited(entry) as report:
+            created = operations.create_key(principal, form)
+            report(201)
+        view = operations.keys_page(principal, {})
+    except SuccessMetricsError as exc:
+        return render(
+            request,
+            "problem.html",
+            exc.status,
+            title=exc.title,
+            heading=exc.title,
+            problem=exc.detail,
+            **context,
+        )
+    return render(
+        request, "settings.html", 201, title="Settings", view=view, created=created, **context
+    )
+
+
+def settings_revoke_key(request: Request, key_id: str) -> Reply:
+    def do(principal: Principal) -> tuple[str, str]:
+        operations.revoke_key(principal, key_id)
+        return "/console/settings", f"key {key_id} revoked"
+
+    return _act(request, "/console/settings", "/console/settings/keys/{key_id}/revoke", do, key_id)

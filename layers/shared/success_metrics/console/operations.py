@@ -1,0 +1,184 @@
+"""The console's operator pages: exports, deliveries, privacy and API keys. Each one calls the
+same functions as the API route that does the same thing (`exports.api`, `admin`, `gdpr`), with
+the session's principal, so the scopes and every rule are the API's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from success_metrics import admin, clock
+from success_metrics.errors import ForbiddenError, NotFoundError, ValidationFailedError
+from success_metrics.exports import api as exports
+from success_metrics.exports.models import Compression, Dataset, Format
+from success_metrics.gdpr import erasure
+from success_metrics.http import Principal
+from success_metrics.models.organizations import ALL_SCOPES, Scope
+from success_metrics.stores import consent, export_jobs, organizations
+
+DATASETS = [d.value for d in Dataset if d is not Dataset.ACCESS]
+FORMATS = [f.value for f in Format]
+COMPRESSIONS = [c.value for c in Compression]
+SCOPES = [s.value for s in ALL_SCOPES]
+
+
+def when(iso: str | None) -> str:
+    """An ISO time as the page shows it (UTC, to the second); the `<time>` element carries it."""
+    if not iso:
+        return ""
+    return iso.replace("T", " ")[:19] + " UTC"
+
+
+def when_ts(epoch: float | None) -> str:
+    if not epoch:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass
+class ExportsPage:
+    exports: list[dict[str, Any]]
+    active: bool
+    can_write: bool
+
+
+def exports_page(principal: Principal, params: dict[str, str]) -> ExportsPage:
+    found = exports.list_exports(principal, {"limit": "20"})["exports"]
+    return ExportsPage(
+        exports=found,
+        active=any(e["status"] in ("queued", "running") for e in found),
+        can_write=Scope.EXPORTS_WRITE.value in principal.scopes,
+    )
+
+
+def create_export(principal: Principal, form: dict[str, str]) -> str:
+    """Create an export from the form; returns its id."""
+    body: dict[str, Any] = {
+        "dataset": form.get("dataset", ""),
+        "format": form.get("format", ""),
+        "from": form.get("from", ""),
+        "to": form.get("to", ""),
+        "compression": form.get("compression") or "none",
+    }
+    if form.get("granularity"):
+        body["granularity"] = form["granularity"]
+    if form.get("user_type"):
+        body["filters"] = {"user_type": form["user_type"]}
+    notify = [a.strip() for a in form.get("notify", "").split(",") if a.strip()]
+    if notify:
+        body["notify"] = notify
+    job, _ = exports.create(principal, body, clock.now())
+    return str(job["id"])
+
+
+def cancel_export(principal: Principal, export_id: str) -> None:
+    exports.cancel(principal, export_id, clock.now())
+
+
+def download_url(principal: Principal, export_id: str) -> str:
+    principal.require(Scope.EXPORTS_READ)
+    job = export_jobs.get(principal.org_id, export_id)
+    return exports.download(job, clock.now())
+
+
+@dataclass
+class DeliveriesPage:
+    deliveries: list[dict[str, Any]]
+    status: str
+    event_id: str
+    next_cursor: str | None
+
+
+def deliveries_page(principal: Principal, params: dict[str, str]) -> DeliveriesPage:
+    query = {k: v for k, v in params.items() if k in ("status", "cursor") and v}
+    event_id = params.get("event_id", "").strip()
+    if event_id:
+        found = admin.list_deliveries(principal, {"event_id": event_id})
+        return DeliveriesPage(found["destinations"], "", event_id, None)
+    found = admin.list_deliveries(principal, {**query, "limit": "50"})
+    return DeliveriesPage(found["deliveries"], query.get("status", ""), "", found["next_cursor"])
+
+
+def retry_delivery(principal: Principal, delivery_id: str) -> None:
+    admin.retry_delivery(principal, delivery_id)
+
+
+@dataclass
+class PrivacyPage:
+    consent: dict[str, Any] | None
+    user_id: str
+
+
+def privacy_page(principal: Principal, params: dict[str, str]) -> PrivacyPage:
+    principal.require(Scope.GDPR_WRITE)
+    user_id = params.get("user_id", "").strip()
+    if not user_id:
+        return PrivacyPage(None, "")
+    try:
+        found = consent.view(principal.org_id, user_id, clock.now())
+    except NotFoundError:
+        found = {"history": []}  # the page says there is none
+    return PrivacyPage(found, user_id)
+
+
+def start_erasure(principal: Principal, form: dict[str, str]) -> str:
+    principal.require(Scope.GDPR_WRITE)
+    field = "anonymous_id" if form.get("kind") == "anonymous" else "user_id"
+    kind, subject = erasure.request({field: form.get("subject", "").strip()})
+    org = organizations.get_organization(principal.org_id)
+    job, _ = erasure.start(org, principal.key_id, subject, clock.now(), kind)
+    return job.erasure_id
+
+
+def erasure_page(principal: Principal, erasure_id: str) -> dict[str, Any]:
+    principal.require(Scope.GDPR_WRITE)
+    return erasure.get(principal.org_id, erasure_id).view()
+
+
+@dataclass
+class KeysPage:
+    keys: list[dict[str, Any]]
+    scopes: list[str]
+
+
+def keys_page(principal: Principal, params: dict[str, str]) -> KeysPage:
+    principal.require(Scope.CONFIG_WRITE)
+    keys = [
+        {
+            "key_id": k.key_id,
+            "scopes": " ".join(s.value for s in k.scopes),
+            "description": k.description,
+            "created": datetime.fromtimestamp(k.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "revoked": k.revoked_at is not None,
+            "current": k.key_id == principal.key_id,
+        }
+        for k in sorted(organizations.list_api_keys(principal.org_id), key=lambda k: -k.created_at)
+    ]
+    return KeysPage(keys, sorted(principal.scopes))
+
+
+def create_key(principal: Principal, form: dict[str, list[str]]) -> str:
+    """A new key with some of the caller's own scopes (never more); returns the key, to be
+    shown once."""
+    principal.require(Scope.CONFIG_WRITE)
+    wanted = form.get("scopes") or []
+    unknown = set(wanted) - set(SCOPES)
+    if unknown or not wanted:
+        raise ValidationFailedError("choose at least one scope")
+    beyond = set(wanted) - principal.scopes
+    if beyond:
+        raise ForbiddenError(f"a key cannot grant scopes it lacks: {', '.join(sorted(beyond))}")
+    description = (form.get("description") or [""])[0][:200]
+    created = organizations.create_api_key(
+        principal.org_id,
+        [Scope(s) for s in wanted],
+        description or f"console {time.strftime('%Y-%m-%d')}",
+    )
+    return created.api_key
+
+
+def revoke_key(principal: Principal, key_id: str) -> None:
+    principal.require(Scope.CONFIG_WRITE)
+    organizations.revoke_api_key(principal.org_id, key_id)
