@@ -40,6 +40,8 @@ PAGES = {
     "deliveries": "/console/deliveries",
     "privacy": "/console/privacy",
     "settings": "/console/settings",
+    "live": "/console/live",
+    "destinations": "/console/destinations",
     "metrics": "/console/metrics?metric=signups&granularity=week&from=2026-05-01&to=2026-10-31",
     "sign-in": "/console/sign-in",
 }
@@ -352,3 +354,82 @@ def test_a_one_time_link_signs_in_once_with_its_scopes(
     assert "used already" in other.locator(".problem").inner_text()
     # The refused pages answer 403 and 401 (the browser logs them); nothing else went wrong.
     assert all("403" in e or "401" in e for e in errors), errors
+
+
+def test_live_events_show_each_events_json_and_where_it_went(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    event = {
+        "id": f"evt_live_{tag}",
+        "type": "couple.vendor_searched",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user_id": f"usr_live_{tag}",
+        "user_type": "couple",
+        "properties": {"vendor_category": XSS},
+        "consent": {"analytics": False},
+    }
+    org = stack.org
+    answer = post_signed(
+        http, stack.api_url, org["org_id"], org["webhook_secret"], {"events": [event]}
+    )
+    assert answer.status_code == 202, answer.text
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+
+    def shown() -> bool:
+        page.goto(f"{stack.api_url}/console/live?user_id={event['user_id']}")
+        found = page.locator(f'details[data-event="{event["id"]}"]')
+        return found.count() == 1 and "withheld" in found.inner_text()
+
+    wait_until(shown, 60, "the event on the live page, withheld for lack of consent")
+    details = page.locator(f'details[data-event="{event["id"]}"]')
+    details.locator("summary").click()
+    assert json.dumps(XSS)[1:-1] in details.locator("pre").inner_text()  # the JSON, as text
+    assert page.evaluate("window.__xss") is None
+    assert errors == []
+
+
+def test_a_destination_is_disabled_and_enabled_again_with_its_health_shown(
+    stack: RunningStack, browser: Browser
+) -> None:
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+    page.goto(stack.api_url + "/console/destinations")
+    row = page.locator('tr[data-dest="webhook"]')
+    assert "closed" in row.inner_text()  # the breaker
+    assert row.locator(".state").inner_text().startswith("enabled")
+    row.locator("button", has_text="Disable").click()
+    page.wait_for_url("**/console/destinations?done=*")
+    assert page.locator('tr[data-dest="webhook"] .state').inner_text().startswith("disabled")
+    page.locator('tr[data-dest="webhook"] button', has_text="Enable").click()
+    page.wait_for_url("**/console/destinations?done=*")
+    assert page.locator('tr[data-dest="webhook"] .state').inner_text().startswith("enabled")
+    assert errors == []
+
+
+def test_the_webhook_secret_is_rotated_with_the_old_one_valid_for_24_hours(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    created = stack.smctl_json("org", "create", f"Console secrets {uuid.uuid4().hex[:6]}")
+    page, errors = new_page(browser)
+    sign_in(page, stack, created["api_key"])
+    page.goto(stack.api_url + "/console/settings")
+    page.click("text=Rotate the webhook secret")
+    new_secret = page.locator(".new-secret").inner_text()
+    assert new_secret.startswith("whsec_")
+    assert "valid until" in page.locator("table").first.inner_text()
+    event = {
+        "id": f"evt_rot_{uuid.uuid4().hex[:8]}",
+        "type": "user.signed_up",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user_id": "usr_rot",
+        "user_type": "couple",
+    }
+    for secret in (created["webhook_secret"], new_secret):
+        sent = post_signed(http, stack.api_url, created["org_id"], secret, {"events": [event]})
+        assert sent.status_code == 202, sent.text
+    page.goto(stack.api_url + "/console/settings")
+    assert page.locator(".new-secret").count() == 0
+    assert "POST /console/settings/webhook-secret" in page.inner_text("body")  # audited
+    assert errors == []

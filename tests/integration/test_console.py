@@ -23,6 +23,9 @@ PAGES = (
     "/console/deliveries",
     "/console/privacy",
     "/console/settings",
+    "/console/live",
+    "/console/live?user_id=usr_1&type=user.signed_up",
+    "/console/destinations",
     "/console/sign-in",
 )
 

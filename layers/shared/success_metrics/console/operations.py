@@ -182,3 +182,149 @@ def create_key(principal: Principal, form: dict[str, list[str]]) -> str:
 def revoke_key(principal: Principal, key_id: str) -> None:
     principal.require(Scope.CONFIG_WRITE)
     organizations.revoke_api_key(principal.org_id, key_id)
+
+
+# -- destinations ----------------------------------------------------------------------------
+
+
+def destinations_page(principal: Principal, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Each destination with its health: enabled or why not, failing since, breaker state."""
+    from success_metrics.stores import control
+
+    found: list[dict[str, Any]] = admin.list_destinations(principal)["destinations"]
+    breakers = control.breaker_persistence()
+    for dest in found:
+        record = breakers.get_state(f"{principal.org_id}:{dest['dest_id']}")
+        dest["breaker"] = str(getattr(record.state, "value", record.state)).lower()
+        dest["breaker_failures"] = record.failure_count
+        dest["breaker_opened_at"] = when_ts(record.opened_at)
+        dest["failing_since_text"] = when_ts(dest.get("failing_since"))
+    return found
+
+
+def set_destination_enabled(principal: Principal, dest_id: str, enabled: bool) -> None:
+    from success_metrics.stores import destinations
+
+    principal.require(Scope.CONFIG_WRITE)
+    dest = destinations.get(principal.org_id, dest_id)
+    update: dict[str, Any] = {"enabled": enabled, "updated_at": int(time.time())}
+    if enabled and "disabled_reason" in type(dest).model_fields:
+        update["disabled_reason"] = None
+    destinations.save(dest.model_copy(update=update))
+
+
+# -- live events -----------------------------------------------------------------------------
+
+LIVE_LIMIT = 25
+
+
+@dataclass
+class LiveEvent:
+    doc: dict[str, Any]
+    received: str
+    where: list[dict[str, Any]]
+    text: str  # the stored JSON, indented (the page escapes it)
+
+
+@dataclass
+class LivePage:
+    events: list[LiveEvent]
+    type: str
+    user_id: str
+    types: list[str]
+
+
+def live_page(principal: Principal, params: dict[str, str]) -> LivePage:
+    """The organization's latest events (today's and yesterday's, newest first), or a user's
+    latest, each with where it was delivered, withheld or skipped and why."""
+    import json
+    from datetime import timedelta
+
+    from success_metrics import aws
+    from success_metrics.models.events import EVENT_TYPES
+    from success_metrics.settings import get_settings
+    from success_metrics.stores import events as event_store
+    from success_metrics.sync import delivery_log
+
+    principal.require(Scope.CONFIG_WRITE)
+    event_type = params.get("type", "").strip()
+    user_id = params.get("user_id", "").strip()
+    client, table = aws.dynamodb(), get_settings().events_table
+    docs: list[dict[str, Any]] = []
+    if user_id:
+        request: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": "ByUser",
+            "KeyConditionExpression": "user_pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{principal.org_id}#{user_id}"}},
+            "ScanIndexForward": False,
+            "Limit": 100,
+        }
+        keys = [{"pk": i["pk"]} for i in client.query(**request)["Items"]]
+        ids = [k["pk"]["S"].split("#", 1)[1] for k in keys]
+        docs = event_store.read_documents(principal.org_id, ids)
+    else:
+        today = datetime.now(UTC).date()
+        for day in (today, today - timedelta(days=1)):
+            for shard in range(event_store.SHARDS):
+                answer = client.query(
+                    TableName=table,
+                    IndexName="ByDay",
+                    KeyConditionExpression="day_pk = :pk",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": f"{principal.org_id}#{day.isoformat()}#{shard:02d}"}
+                    },
+                    ScanIndexForward=False,
+                    Limit=LIVE_LIMIT,
+                    ProjectionExpression="body",
+                )
+                docs += [json.loads(i["body"]["S"]) for i in answer["Items"]]
+    if event_type:
+        docs = [d for d in docs if d.get("type") == event_type]
+    docs.sort(key=lambda d: (d.get("received_at", 0), d.get("occurred_at", "")), reverse=True)
+    shown = [
+        LiveEvent(
+            doc=d,
+            received=when_ts(d.get("received_at")),
+            where=delivery_log.event_status(principal.org_id, d["id"]),
+            text=json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False),
+        )
+        for d in docs[:LIVE_LIMIT]
+    ]
+    return LivePage(shown, event_type, user_id, sorted(EVENT_TYPES))
+
+
+# -- settings: the organization ----------------------------------------------------------------
+
+
+def organization_facts(principal: Principal) -> dict[str, Any]:
+    org = organizations.get_organization(principal.org_id, fresh=True)
+    now = time.time()
+    secrets = [
+        {
+            "created": when_ts(s.created_at),
+            "valid_until": when_ts(s.valid_until) if s.valid_until else "current",
+        }
+        for s in org.secrets_valid_at(now)
+    ]
+    return {
+        "name": org.name,
+        "limits": org.limits.model_dump(mode="json"),
+        "retention_days": org.retention_days,
+        "gross_margin": str(org.gross_margin),
+        "alerts": [a.model_dump(mode="json") for a in org.alerts],
+        "slack": org.slack_webhook is not None,
+        "anonymise_all": org.anonymise_all,
+        "secrets": secrets,
+    }
+
+
+def rotate_secret(principal: Principal) -> str:
+    principal.require(Scope.CONFIG_WRITE)
+    return organizations.rotate_webhook_secret(principal.org_id)
+
+
+def audit_records(principal: Principal) -> list[dict[str, Any]]:
+    if Scope.AUDIT_READ.value not in principal.scopes:
+        return []
+    return list(admin.list_audit(principal, {"limit": "25"})["records"])

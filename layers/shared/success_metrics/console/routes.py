@@ -30,6 +30,10 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/console/privacy/erasures"): web.privacy_erase,
     ("GET", "/console/privacy/erasures/{erasure_id}"): web.privacy_erasure,
     ("GET", "/console/settings"): web.settings,
+    ("POST", "/console/settings/webhook-secret"): web.settings_rotate_secret,
+    ("GET", "/console/destinations"): web.destinations,
+    ("POST", "/console/destinations/{dest_id}/enabled"): web.destinations_toggle,
+    ("GET", "/console/live"): web.live,
     ("POST", "/console/settings/keys"): web.settings_create_key,
     ("POST", "/console/settings/keys/{key_id}/revoke"): web.settings_revoke_key,
 }

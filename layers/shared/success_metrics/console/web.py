@@ -174,7 +174,8 @@ def _page(request: Request, template: str, page: str, build: Any, **extra: Any) 
             problem=exc.detail,
             **context,
         )
-    return render(request, template, view=view, **context, **extra)
+    lazy = extra.pop("lazy", {})
+    return render(request, template, view=view, **context, **extra, **lazy)
 
 
 def index(request: Request) -> Reply:
@@ -459,7 +460,14 @@ def privacy_erasure(request: Request, erasure_id: str) -> Reply:
 
 
 def settings(request: Request) -> Reply:
-    return _page(request, "settings.html", "settings", operations.keys_page, title="Settings")
+    def build(principal: Principal, params: dict[str, str]) -> operations.KeysPage:
+        found = operations.keys_page(principal, params)
+        extra["org"] = operations.organization_facts(principal)
+        extra["records"] = operations.audit_records(principal)
+        return found
+
+    extra: dict[str, Any] = {}
+    return _page(request, "settings.html", "settings", build, title="Settings", lazy=extra)
 
 
 def settings_create_key(request: Request) -> Reply:
@@ -502,7 +510,15 @@ def settings_create_key(request: Request) -> Reply:
             **context,
         )
     return render(
-        request, "settings.html", 201, title="Settings", view=view, created=created, **context
+        request,
+        "settings.html",
+        201,
+        title="Settings",
+        view=view,
+        created=created,
+        org=operations.organization_facts(principal),
+        records=operations.audit_records(principal),
+        **context,
     )
 
 
@@ -512,3 +528,81 @@ def settings_revoke_key(request: Request, key_id: str) -> Reply:
         return "/console/settings", f"key {key_id} revoked"
 
     return _act(request, "/console/settings", "/console/settings/keys/{key_id}/revoke", do, key_id)
+
+
+def destinations(request: Request) -> Reply:
+    return _page(
+        request,
+        "destinations.html",
+        "destinations",
+        operations.destinations_page,
+        title="Destinations",
+    )
+
+
+def destinations_toggle(request: Request, dest_id: str) -> Reply:
+    form = request.form()
+    enabled = form.get("enabled") == "true"
+
+    def do(principal: Principal) -> tuple[str, str]:
+        operations.set_destination_enabled(principal, dest_id, enabled)
+        return "/console/destinations", f"{dest_id} {'enabled' if enabled else 'disabled'}"
+
+    return _act(
+        request, "/console/destinations", "/console/destinations/{dest_id}/enabled", do, dest_id
+    )
+
+
+def live(request: Request) -> Reply:
+    return _page(request, "live.html", "live", operations.live_page, title="Live events")
+
+
+def settings_rotate_secret(request: Request) -> Reply:
+    """The new webhook secret is shown once, on the answer to this form."""
+    try:
+        principal, cookie = _session(request)
+    except UnauthenticatedError as exc:
+        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
+    context: dict[str, Any] = {
+        "principal": principal,
+        "csrf": sessions.csrf_token(cookie),
+        "page": "settings",
+    }
+    try:
+        if not _same_origin(request):
+            raise ForbiddenError("the form came from another site")
+        sessions.check_csrf(cookie, request.form().get("csrf", ""))
+        entry = audit.Entry(
+            org_id=principal.org_id,
+            key_id=principal.key_id,
+            method="POST",
+            route="POST /console/settings/webhook-secret",
+            request_id=request.request_id or secrets.token_hex(8),
+            source_ip=request.source_ip or None,
+            user_agent=request.headers.get("user-agent"),
+        )
+        with audit.audited(entry) as report:
+            new_secret = operations.rotate_secret(principal)
+            report(201)
+        view = operations.keys_page(principal, {})
+    except SuccessMetricsError as exc:
+        return render(
+            request,
+            "problem.html",
+            exc.status,
+            title=exc.title,
+            heading=exc.title,
+            problem=exc.detail,
+            **context,
+        )
+    return render(
+        request,
+        "settings.html",
+        201,
+        title="Settings",
+        view=view,
+        new_secret=new_secret,
+        org=operations.organization_facts(principal),
+        records=operations.audit_records(principal),
+        **context,
+    )
