@@ -240,45 +240,18 @@ def live_page(principal: Principal, params: dict[str, str]) -> LivePage:
     import json
     from datetime import timedelta
 
-    from success_metrics import aws
     from success_metrics.models.events import EVENT_TYPES
-    from success_metrics.settings import get_settings
     from success_metrics.stores import events as event_store
     from success_metrics.sync import delivery_log
 
     principal.require(Scope.CONFIG_WRITE)
     event_type = params.get("type", "").strip()
     user_id = params.get("user_id", "").strip()
-    client, table = aws.dynamodb(), get_settings().events_table
-    docs: list[dict[str, Any]] = []
     if user_id:
-        request: dict[str, Any] = {
-            "TableName": table,
-            "IndexName": "ByUser",
-            "KeyConditionExpression": "user_pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"{principal.org_id}#{user_id}"}},
-            "ScanIndexForward": False,
-            "Limit": 100,
-        }
-        keys = [{"pk": i["pk"]} for i in client.query(**request)["Items"]]
-        ids = [k["pk"]["S"].split("#", 1)[1] for k in keys]
-        docs = event_store.read_documents(principal.org_id, ids)
+        docs = event_store.latest_of_user(principal.org_id, user_id, 100)
     else:
         today = datetime.now(UTC).date()
-        for day in (today, today - timedelta(days=1)):
-            for shard in range(event_store.SHARDS):
-                answer = client.query(
-                    TableName=table,
-                    IndexName="ByDay",
-                    KeyConditionExpression="day_pk = :pk",
-                    ExpressionAttributeValues={
-                        ":pk": {"S": f"{principal.org_id}#{day.isoformat()}#{shard:02d}"}
-                    },
-                    ScanIndexForward=False,
-                    Limit=LIVE_LIMIT,
-                    ProjectionExpression="body",
-                )
-                docs += [json.loads(i["body"]["S"]) for i in answer["Items"]]
+        docs = event_store.latest(principal.org_id, [today, today - timedelta(days=1)], LIVE_LIMIT)
     if event_type:
         docs = [d for d in docs if d.get("type") == event_type]
     docs.sort(key=lambda d: (d.get("received_at", 0), d.get("occurred_at", "")), reverse=True)

@@ -302,3 +302,36 @@ def user_events(
         for sort_key, key in chunk:
             if key["pk"]["S"] in found:
                 yield found[key["pk"]["S"]], sort_key
+
+
+def latest(org_id: str, days: Sequence[date], limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` of the newest stored documents of each day shard of `days` (the console's
+    live events: the caller sorts and cuts)."""
+    client, found = aws.dynamodb(), []
+    for day in days:
+        for shard in range(SHARDS):
+            answer = client.query(
+                TableName=get_settings().events_table,
+                IndexName="ByDay",
+                KeyConditionExpression="day_pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"{org_id}#{day.isoformat()}#{shard:02d}"}},
+                ScanIndexForward=False,
+                Limit=limit,
+                ProjectionExpression="body",
+            )
+            found += [json.loads(i["body"]["S"]) for i in answer["Items"]]
+    return found
+
+
+def latest_of_user(org_id: str, user: str, limit: int) -> list[dict[str, Any]]:
+    """The user's newest `limit` stored documents (ByUser, newest first)."""
+    answer = aws.dynamodb().query(
+        TableName=get_settings().events_table,
+        IndexName="ByUser",
+        KeyConditionExpression="user_pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"{org_id}#{user}"}},
+        ScanIndexForward=False,
+        Limit=limit,
+    )
+    ids = [str(i["pk"]["S"]).split("#", 1)[1] for i in answer["Items"]]
+    return read_documents(org_id, ids)
