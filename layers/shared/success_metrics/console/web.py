@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -29,6 +30,7 @@ from success_metrics.errors import (
 from success_metrics.http import Principal
 
 MAX_FORM = 16 * 1024
+T = TypeVar("T")
 STATIC = ("console.css",)
 CONTENT_TYPES = {"css": "text/css; charset=utf-8"}
 
@@ -165,15 +167,7 @@ def _page(request: Request, template: str, page: str, build: Any, **extra: Any) 
     try:
         view = build(principal, params)
     except SuccessMetricsError as exc:
-        return render(
-            request,
-            "problem.html",
-            exc.status,
-            title=exc.title,
-            heading=exc.title,
-            problem=exc.detail,
-            **context,
-        )
+        return _problem(request, exc, **context)
     lazy = extra.pop("lazy", {})
     return render(request, template, view=view, **context, **extra, **lazy)
 
@@ -192,23 +186,22 @@ def sign_in_form(request: Request) -> Reply:
     )
 
 
-def sign_in(request: Request) -> Reply:
+def _start_session(request: Request, begin: Callable[[str], tuple[str, Any]], field: str) -> Reply:
+    """Sign in with the form's `field` (an API key, or a link's token) and go to the overview."""
     if not _same_origin(request):
-        return render(
-            request,
-            "sign_in.html",
-            403,
-            title="Sign in",
-            principal=None,
-            problem="the sign-in form came from another site",
-        )
-    try:
-        cookie, _ = sessions.sign_in(request.form().get("api_key", ""))
-    except UnauthenticatedError as exc:
-        return render(
-            request, "sign_in.html", 401, title="Sign in", principal=None, problem=exc.detail
-        )
-    return _redirect("/console/overview", [_cookie(request, cookie, sessions.MAX_AGE)])
+        problem, status = "the sign-in form came from another site", 403
+    else:
+        try:
+            cookie, _ = begin(request.form().get(field, ""))
+        except SuccessMetricsError as exc:
+            problem, status = exc.detail, 401
+        else:
+            return _redirect("/console/overview", [_cookie(request, cookie, sessions.MAX_AGE)])
+    return render(request, "sign_in.html", status, title="Sign in", principal=None, problem=problem)
+
+
+def sign_in(request: Request) -> Reply:
+    return _start_session(request, sessions.sign_in, "api_key")
 
 
 def link_form(request: Request) -> Reply:
@@ -224,22 +217,7 @@ def link_form(request: Request) -> Reply:
 
 
 def link_sign_in(request: Request) -> Reply:
-    if not _same_origin(request):
-        return render(
-            request,
-            "sign_in.html",
-            403,
-            title="Sign in",
-            principal=None,
-            problem="the sign-in form came from another site",
-        )
-    try:
-        cookie, _ = sessions.sign_in_with_link(request.form().get("token", ""))
-    except SuccessMetricsError as exc:
-        return render(
-            request, "sign_in.html", 401, title="Sign in", principal=None, problem=exc.detail
-        )
-    return _redirect("/console/overview", [_cookie(request, cookie, sessions.MAX_AGE)])
+    return _start_session(request, sessions.sign_in_with_link, "token")
 
 
 def sign_out(request: Request) -> Reply:
@@ -250,15 +228,7 @@ def sign_out(request: Request) -> Reply:
     except UnauthenticatedError:
         pass  # an expired or revoked session is signed out anyway
     except SuccessMetricsError as exc:
-        return render(
-            request,
-            "problem.html",
-            exc.status,
-            title=exc.title,
-            heading=exc.title,
-            problem=exc.detail,
-            principal=None,
-        )
+        return _problem(request, exc, principal=None)
     return _redirect("/console/sign-in", [_cookie(request, "", 0)])
 
 
@@ -324,9 +294,27 @@ def static(request: Request, name: str) -> Reply:
 # -- operator pages and their actions -------------------------------------------------------
 
 
-def _act(request: Request, back: str, route: str, do: Any, resource_id: str | None = None) -> Reply:
-    """A state change: a signed-in session, a form from this console with its CSRF token, an
-    audit record around it (as for the API), then back to `back` with what was done."""
+def _problem(request: Request, exc: SuccessMetricsError, **context: Any) -> Reply:
+    return render(
+        request,
+        "problem.html",
+        exc.status,
+        title=exc.title,
+        heading=exc.title,
+        problem=exc.detail,
+        **context,
+    )
+
+
+def _change(
+    request: Request,
+    route: str,
+    do: Callable[[Principal], T],
+    status: int,
+    resource_id: str | None = None,
+) -> tuple[T, Principal, dict[str, Any]] | Reply:
+    """A state change: a signed-in session, a form from this console with its CSRF token, and
+    an audit record around `do` (as for the API). Its result, or the page that says why not."""
     try:
         principal, cookie = _session(request)
     except UnauthenticatedError as exc:
@@ -335,7 +323,8 @@ def _act(request: Request, back: str, route: str, do: Any, resource_id: str | No
     try:
         if not _same_origin(request):
             raise ForbiddenError("the form came from another site")
-        sessions.check_csrf(cookie, request.form().get("csrf", ""))
+        token = (request.form_lists().get("csrf") or [""])[0]
+        sessions.check_csrf(cookie, token)
         entry = audit.Entry(
             org_id=principal.org_id,
             key_id=principal.key_id,
@@ -347,20 +336,48 @@ def _act(request: Request, back: str, route: str, do: Any, resource_id: str | No
             user_agent=request.headers.get("user-agent"),
         )
         with audit.audited(entry) as report:
-            target, message = do(principal)
-            report(303)
+            result = do(principal)
+            report(status)
     except SuccessMetricsError as exc:
-        return render(
-            request,
-            "problem.html",
-            exc.status,
-            title=exc.title,
-            heading=exc.title,
-            problem=exc.detail,
-            **context,
-        )
+        return _problem(request, exc, **context)
+    return result, principal, context
+
+
+def _act(
+    request: Request,
+    route: str,
+    do: Callable[[Principal], tuple[str, str]],
+    resource_id: str | None = None,
+) -> Reply:
+    """A change that then goes to the page `do` names, saying what was done."""
+    done = _change(request, route, do, 303, resource_id)
+    if isinstance(done, Reply):
+        return done
+    (target, message), _, _ = done
     separator = "&" if "?" in target else "?"
-    return _redirect(f"{target or back}{separator}" + urlencode({"done": message}))
+    return _redirect(f"{target}{separator}" + urlencode({"done": message}))
+
+
+def _settings_after(
+    request: Request, route: str, do: Callable[[Principal], str], shown: str
+) -> Reply:
+    """A settings change whose answer shows a new secret once (`shown` names it)."""
+    done = _change(request, route, do, 201)
+    if isinstance(done, Reply):
+        return done
+    value, principal, context = done
+    return render(
+        request,
+        "settings.html",
+        201,
+        title="Settings",
+        page="settings",
+        view=operations.keys_page(principal, {}),
+        org=operations.organization_facts(principal),
+        records=operations.audit_records(principal),
+        **{shown: value},
+        **context,
+    )
 
 
 def exports_list(request: Request) -> Reply:
@@ -384,7 +401,7 @@ def exports_create(request: Request) -> Reply:
         export_id = operations.create_export(principal, form)
         return "/console/exports", f"export {export_id} queued"
 
-    return _act(request, "/console/exports", "/console/exports", do)
+    return _act(request, "/console/exports", do)
 
 
 def exports_cancel(request: Request, export_id: str) -> Reply:
@@ -392,7 +409,7 @@ def exports_cancel(request: Request, export_id: str) -> Reply:
         operations.cancel_export(principal, export_id)
         return "/console/exports", f"export {export_id} cancelled"
 
-    return _act(request, "/console/exports", "/console/exports/{export_id}/cancel", do, export_id)
+    return _act(request, "/console/exports/{export_id}/cancel", do, export_id)
 
 
 def exports_download(request: Request, export_id: str) -> Reply:
@@ -402,15 +419,7 @@ def exports_download(request: Request, export_id: str) -> Reply:
     except UnauthenticatedError as exc:
         return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
     except SuccessMetricsError as exc:
-        return render(
-            request,
-            "problem.html",
-            exc.status,
-            title=exc.title,
-            heading=exc.title,
-            problem=exc.detail,
-            principal=None,
-        )
+        return _problem(request, exc, principal=None)
     return Reply(302, "", headers={"Location": url, **security_headers()})
 
 
@@ -430,9 +439,7 @@ def deliveries_retry(request: Request, delivery_id: str) -> Reply:
         operations.retry_delivery(principal, delivery_id)
         return "/console/deliveries", f"delivery {delivery_id} queued again"
 
-    return _act(
-        request, "/console/deliveries", "/console/deliveries/{delivery_id}/retry", do, delivery_id
-    )
+    return _act(request, "/console/deliveries/{delivery_id}/retry", do, delivery_id)
 
 
 def privacy(request: Request) -> Reply:
@@ -446,7 +453,7 @@ def privacy_erase(request: Request) -> Reply:
         erasure_id = operations.start_erasure(principal, form)
         return f"/console/privacy/erasures/{erasure_id}", f"erasure {erasure_id} started"
 
-    return _act(request, "/console/privacy", "/console/privacy/erasures", do)
+    return _act(request, "/console/privacy/erasures", do)
 
 
 def privacy_erasure(request: Request, erasure_id: str) -> Reply:
@@ -472,53 +479,12 @@ def settings(request: Request) -> Reply:
 
 def settings_create_key(request: Request) -> Reply:
     """The new key is shown once, on the answer to this form, and never again."""
-    try:
-        principal, cookie = _session(request)
-    except UnauthenticatedError as exc:
-        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
-    context: dict[str, Any] = {
-        "principal": principal,
-        "csrf": sessions.csrf_token(cookie),
-        "page": "settings",
-    }
-    try:
-        if not _same_origin(request):
-            raise ForbiddenError("the form came from another site")
-        form = request.form_lists()
-        sessions.check_csrf(cookie, (form.get("csrf") or [""])[0])
-        entry = audit.Entry(
-            org_id=principal.org_id,
-            key_id=principal.key_id,
-            method="POST",
-            route="POST /console/settings/keys",
-            request_id=request.request_id or secrets.token_hex(8),
-            source_ip=request.source_ip or None,
-            user_agent=request.headers.get("user-agent"),
-        )
-        with audit.audited(entry) as report:
-            created = operations.create_key(principal, form)
-            report(201)
-        view = operations.keys_page(principal, {})
-    except SuccessMetricsError as exc:
-        return render(
-            request,
-            "problem.html",
-            exc.status,
-            title=exc.title,
-            heading=exc.title,
-            problem=exc.detail,
-            **context,
-        )
-    return render(
+    form = request.form_lists()
+    return _settings_after(
         request,
-        "settings.html",
-        201,
-        title="Settings",
-        view=view,
-        created=created,
-        org=operations.organization_facts(principal),
-        records=operations.audit_records(principal),
-        **context,
+        "/console/settings/keys",
+        lambda principal: operations.create_key(principal, form),
+        "created",
     )
 
 
@@ -527,7 +493,7 @@ def settings_revoke_key(request: Request, key_id: str) -> Reply:
         operations.revoke_key(principal, key_id)
         return "/console/settings", f"key {key_id} revoked"
 
-    return _act(request, "/console/settings", "/console/settings/keys/{key_id}/revoke", do, key_id)
+    return _act(request, "/console/settings/keys/{key_id}/revoke", do, key_id)
 
 
 def destinations(request: Request) -> Reply:
@@ -548,9 +514,7 @@ def destinations_toggle(request: Request, dest_id: str) -> Reply:
         operations.set_destination_enabled(principal, dest_id, enabled)
         return "/console/destinations", f"{dest_id} {'enabled' if enabled else 'disabled'}"
 
-    return _act(
-        request, "/console/destinations", "/console/destinations/{dest_id}/enabled", do, dest_id
-    )
+    return _act(request, "/console/destinations/{dest_id}/enabled", do, dest_id)
 
 
 def live(request: Request) -> Reply:
@@ -559,50 +523,6 @@ def live(request: Request) -> Reply:
 
 def settings_rotate_secret(request: Request) -> Reply:
     """The new webhook secret is shown once, on the answer to this form."""
-    try:
-        principal, cookie = _session(request)
-    except UnauthenticatedError as exc:
-        return _redirect("/console/sign-in?" + urlencode({"reason": exc.detail}))
-    context: dict[str, Any] = {
-        "principal": principal,
-        "csrf": sessions.csrf_token(cookie),
-        "page": "settings",
-    }
-    try:
-        if not _same_origin(request):
-            raise ForbiddenError("the form came from another site")
-        sessions.check_csrf(cookie, request.form().get("csrf", ""))
-        entry = audit.Entry(
-            org_id=principal.org_id,
-            key_id=principal.key_id,
-            method="POST",
-            route="POST /console/settings/webhook-secret",
-            request_id=request.request_id or secrets.token_hex(8),
-            source_ip=request.source_ip or None,
-            user_agent=request.headers.get("user-agent"),
-        )
-        with audit.audited(entry) as report:
-            new_secret = operations.rotate_secret(principal)
-            report(201)
-        view = operations.keys_page(principal, {})
-    except SuccessMetricsError as exc:
-        return render(
-            request,
-            "problem.html",
-            exc.status,
-            title=exc.title,
-            heading=exc.title,
-            problem=exc.detail,
-            **context,
-        )
-    return render(
-        request,
-        "settings.html",
-        201,
-        title="Settings",
-        view=view,
-        new_secret=new_secret,
-        org=operations.organization_facts(principal),
-        records=operations.audit_records(principal),
-        **context,
+    return _settings_after(
+        request, "/console/settings/webhook-secret", operations.rotate_secret, "new_secret"
     )
