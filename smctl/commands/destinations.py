@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 
@@ -11,9 +10,8 @@ from smctl.changes import audited, uses_aws
 from smctl.options import CliError, arguments, command, group, output
 from success_metrics.http import parse_model
 from success_metrics.models.destinations import DestinationRequest
-from success_metrics.settings import get_settings
 from success_metrics.stores import destinations
-from success_metrics.sync import platforms, ssrf
+from success_metrics.sync import validation
 
 dest = group("dest", "destinations")
 
@@ -72,37 +70,12 @@ def remove(org_id: str, dest_id: str) -> None:
 @uses_aws
 def validate(org_id: str, dest_id: str) -> None:
     """Send a sample event to GA4's /debug/mp/collect and show its validation messages."""
-    found = destinations.get(org_id, dest_id)
-    if found.kind != "ga4":
-        raise CliError("only GA4 offers a validation endpoint (/debug/mp/collect)")
-    sample = {
-        "id": "evt_validate",
-        "type": "user.signed_up",
-        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "user_id": "usr_validate",
-        "properties": {"channel": "smctl"},
-    }
-    requests, _ = platforms.ga4_requests([sample], time.time())
-    _, body = requests[0]
-    settings = get_settings()
-    with ssrf.guarded_client(allow_loopback=settings.allow_loopback_webhooks) as client:
-        response = client.post(
-            f"{settings.ga4_api_url.rstrip('/')}/debug/mp/collect",
-            params={
-                "measurement_id": str(found.public["measurement_id"]),
-                "api_secret": destinations.secrets(found)["api_secret"],
-            },
-            json=body,
-        )
-    try:
-        messages = response.json().get("validationMessages", [])
-    except ValueError:
-        messages = [{"description": response.text[:200]}]
+    status, messages = validation.validate_ga4(org_id, dest_id)
     output(
-        {"status": response.status_code, "validation_messages": messages},
+        {"status": status, "validation_messages": messages},
         "valid"
-        if response.status_code == 200 and not messages
-        else "\n".join(m.get("description", str(m)) for m in messages) or str(response.status_code),
+        if status == 200 and not messages
+        else "\n".join(m.get("description", str(m)) for m in messages) or str(status),
     )
-    if messages or response.status_code != 200:
+    if messages or status != 200:
         raise SystemExit(1)

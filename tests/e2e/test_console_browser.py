@@ -42,6 +42,7 @@ PAGES = {
     "settings": "/console/settings",
     "live": "/console/live",
     "destinations": "/console/destinations",
+    "cohorts": "/console/cohorts?from=2026-01-01&to=2026-10-31",
     "metrics": "/console/metrics?metric=signups&granularity=week&from=2026-05-01&to=2026-10-31",
     "sign-in": "/console/sign-in",
 }
@@ -59,12 +60,12 @@ def browser() -> Iterator[Browser]:
 
 
 def new_page(
-    browser: Browser, width: int = 1440, javascript: bool = True
+    browser: Browser, width: int = 1440, javascript: bool = True, zone: str = "Europe/London"
 ) -> tuple[Page, list[str]]:
     context = browser.new_context(
         viewport={"width": width, "height": 740 if width <= 400 else 900},
         java_script_enabled=javascript,
-        timezone_id="Europe/London",
+        timezone_id=zone,
     )
     page = context.new_page()
     errors: list[str] = []
@@ -369,22 +370,29 @@ def test_live_events_show_each_events_json_and_where_it_went(
         "properties": {"vendor_category": XSS},
         "consent": {"analytics": False},
     }
-    org = stack.org
+    # An organization of its own: the demo organization's event count is another test's.
+    org = stack.smctl_json("org", "create", f"Console live {tag}")
+    stack.smctl(
+        "dest", "put", org["org_id"], "hooks", "--settings",
+        json.dumps({"kind": "webhook", "url": f"{stack.sink_url}/webhooks/live-{tag}"}),
+    )  # fmt: skip
     answer = post_signed(
         http, stack.api_url, org["org_id"], org["webhook_secret"], {"events": [event]}
     )
     assert answer.status_code == 202, answer.text
     page, errors = new_page(browser)
-    sign_in(page, stack)
+    sign_in(page, stack, org["api_key"])
 
     def shown() -> bool:
         page.goto(f"{stack.api_url}/console/live?user_id={event['user_id']}")
         found = page.locator(f'details[data-event="{event["id"]}"]')
-        return found.count() == 1 and "withheld" in found.inner_text()
+        return found.count() == 1 and ": withheld" in found.inner_text()
 
-    wait_until(shown, 60, "the event on the live page, withheld for lack of consent")
+    # No analytics consent: the consent gate keeps it from every destination, and says why.
+    wait_until(shown, 60, "the event on the live page, withheld from its destinations")
     details = page.locator(f'details[data-event="{event["id"]}"]')
     details.locator("summary").click()
+    assert "the event does not carry analytics consent" in details.inner_text()
     assert json.dumps(XSS)[1:-1] in details.locator("pre").inner_text()  # the JSON, as text
     assert page.evaluate("window.__xss") is None
     assert errors == []
@@ -405,6 +413,10 @@ def test_a_destination_is_disabled_and_enabled_again_with_its_health_shown(
     page.locator('tr[data-dest="webhook"] button', has_text="Enable").click()
     page.wait_for_url("**/console/destinations?done=*")
     assert page.locator('tr[data-dest="webhook"] .state').inner_text().startswith("enabled")
+    # GA4's validation server (the sink's, as documented) asked about the GA4 destination.
+    page.locator('tr[data-dest="ga4"] button', has_text="Validate with GA4").click()
+    page.wait_for_url("**/console/destinations?done=*")
+    assert page.locator(".done").inner_text() == "GA4 accepts events for ga4"
     assert errors == []
 
 
@@ -432,4 +444,35 @@ def test_the_webhook_secret_is_rotated_with_the_old_one_valid_for_24_hours(
     page.goto(stack.api_url + "/console/settings")
     assert page.locator(".new-secret").count() == 0
     assert "POST /console/settings/webhook-secret" in page.inner_text("body")  # audited
+    assert errors == []
+
+
+def test_times_show_in_the_viewers_time_zone_with_utc_on_hover(
+    stack: RunningStack, browser: Browser
+) -> None:
+    page, errors = new_page(browser, zone="Asia/Tokyo")
+    sign_in(page, stack)
+    page.goto(stack.api_url + "/console/settings")  # the audit log has times
+    first = page.locator("time[datetime]").first
+    instant = first.get_attribute("datetime")
+    assert instant
+    assert first.get_attribute("title") == instant.replace("T", " ")[:19] + " UTC"
+    assert first.inner_text() != first.get_attribute("title")  # shown in Tokyo time
+    assert errors == []
+
+
+def test_the_cohort_grid_and_funnel_equal_the_api(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    settled_totals(stack, http)
+    answer = http.get(
+        f"{stack.api_url}/v1/metrics/funnel?{SEASON}",
+        headers={"Authorization": f"Bearer {stack.org['api_key']}"},
+    ).json()
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+    page.goto(f"{stack.api_url}/console/cohorts?{SEASON}")
+    for step in answer["steps"]:
+        row = page.locator(f'tr[data-step="{step["step"]}"] td').nth(1)
+        assert row.inner_text() == f"{step['couples']:,}"
     assert errors == []

@@ -26,6 +26,7 @@ PAGES = (
     "/console/live",
     "/console/live?user_id=usr_1&type=user.signed_up",
     "/console/destinations",
+    "/console/cohorts?from=2026-01-01&to=2026-06-30",
     "/console/sign-in",
 )
 
@@ -192,3 +193,21 @@ def test_a_sign_in_link_works_once_and_not_after_15_minutes(
 
     late, _ = console_links.create(org.org_id, org.key_id, now=time.time() - 15 * 60 - 1)
     assert Console(handler).post("/console/sign-in/link", {"token": late}).status == 401
+
+
+def test_an_access_request_from_the_privacy_page_queues_a_json_export(
+    handler: Any, org: CreatedOrganization
+) -> None:
+    console = Console(handler)
+    console.sign_in(org.api_key)
+    made = console.act(
+        "/console/privacy",
+        "/console/privacy/access-requests",
+        {"user_id": "usr_ana", "notify": "dpo@example.com"},
+    )
+    assert made.status == 303, made.body
+    assert "emailed" in made.location
+    listed = console.get("/console/exports").body
+    assert "access" in listed
+    refused = console.act("/console/privacy", "/console/privacy/access-requests", {"user_id": ""})
+    assert refused.status == 400

@@ -301,3 +301,23 @@ def audit_records(principal: Principal) -> list[dict[str, Any]]:
     if Scope.AUDIT_READ.value not in principal.scopes:
         return []
     return list(admin.list_audit(principal, {"limit": "25"})["records"])
+
+
+def validate_destination(principal: Principal, dest_id: str) -> str:
+    """What GA4's validation server says of the destination, in a sentence."""
+    from success_metrics.sync import validation
+
+    principal.require(Scope.CONFIG_WRITE)
+    status, messages = validation.validate_ga4(principal.org_id, dest_id)
+    if status == 200 and not messages:
+        return f"GA4 accepts events for {dest_id}"
+    said = "; ".join(str(m.get("description", m)) for m in messages) or f"HTTP {status}"
+    return f"GA4 refuses events for {dest_id}: {said}"[:300]
+
+
+def access_request(principal: Principal, form: dict[str, str]) -> str:
+    """A JSON export of everything held on one user; returns the export's id."""
+    job, _ = exports.access_request(
+        principal, {"user_id": form.get("user_id", "").strip()}, clock.now()
+    )
+    return str(job["id"])

@@ -125,6 +125,9 @@ class Tile:
     better: bool | None  # whether the change is good news (None: no change to judge)
     sparkline: str
     alt: str
+    raw: float | None = None  # for the page's script to format in the viewer's locale
+    kind: str = "count"
+    currency: str = ""
 
 
 @dataclass
@@ -171,6 +174,9 @@ def overview(principal: Principal, params: dict[str, str]) -> Overview:
                     better=_better(value, prior.get(name), metric.lower_is_better),
                     sparkline=charts.sparkline(daily),
                     alt=f"{label} per day from {start} to {end}; total {shown}",
+                    raw=value,
+                    kind=metric.kind,
+                    currency=name,
                 )
             )
     seasonal = now["seasonal"]
@@ -259,3 +265,25 @@ def trend_csv(principal: Principal, params: dict[str, str]) -> str:
 
 def can(principal: Principal, scope: Scope) -> bool:
     return scope.value in principal.scopes
+
+
+@dataclass
+class CohortsPage:
+    start: date
+    end: date
+    suppliers: dict[str, list[dict[str, Any]]]
+    couples: list[dict[str, Any]]
+    funnel: dict[str, Any]
+    width: int  # months since, the widest row
+
+
+def cohorts(principal: Principal, params: dict[str, str]) -> CohortsPage:
+    """The retention grids and the couple funnel: `GET /v1/metrics/cohorts` and
+    `/v1/metrics/funnel` for the same range."""
+    start, end = parse_range(params)
+    query = {"from": start.isoformat(), "to": end.isoformat()}
+    grids = metrics_api.get_cohorts(principal, query)
+    funnel = metrics_api.get_funnel(principal, query)
+    rows = [r for cohort in grids["suppliers"].values() for r in cohort] + grids["couples"]
+    width = max((len(r["months"]) for r in rows), default=0)
+    return CohortsPage(start, end, grids["suppliers"], grids["couples"], funnel, width)

@@ -31,8 +31,8 @@ from success_metrics.http import Principal
 
 MAX_FORM = 16 * 1024
 T = TypeVar("T")
-STATIC = ("console.css",)
-CONTENT_TYPES = {"css": "text/css; charset=utf-8"}
+STATIC = ("console.css", "console.js")
+CONTENT_TYPES = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
 
 
 @dataclass
@@ -252,6 +252,10 @@ def metrics(request: Request) -> Reply:
         query=urlencode(request.query),
         **found_range,
     )
+
+
+def cohorts(request: Request) -> Reply:
+    return _page(request, "cohorts.html", "metrics", pages.cohorts, title="Cohorts and funnel")
 
 
 def _range_strings(query: dict[str, str]) -> dict[str, str]:
@@ -515,6 +519,24 @@ def destinations_toggle(request: Request, dest_id: str) -> Reply:
         return "/console/destinations", f"{dest_id} {'enabled' if enabled else 'disabled'}"
 
     return _act(request, "/console/destinations/{dest_id}/enabled", do, dest_id)
+
+
+def destinations_validate(request: Request, dest_id: str) -> Reply:
+    def do(principal: Principal) -> tuple[str, str]:
+        return "/console/destinations", operations.validate_destination(principal, dest_id)
+
+    return _act(request, "/console/destinations/{dest_id}/validate", do, dest_id)
+
+
+def privacy_access(request: Request) -> Reply:
+    form = request.form()
+
+    def do(principal: Principal) -> tuple[str, str]:
+        export_id = operations.access_request(principal, form)
+        where = "emailed" if form.get("notify", "").strip() else "on the Exports page"
+        return "/console/privacy", f"access export {export_id} queued: {where} when ready"
+
+    return _act(request, "/console/privacy/access-requests", do)
 
 
 def live(request: Request) -> Reply:
