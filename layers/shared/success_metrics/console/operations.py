@@ -139,8 +139,12 @@ def erasure_page(principal: Principal, erasure_id: str) -> dict[str, Any]:
 
 @dataclass
 class KeysPage:
+    """Settings: the organization, its API keys and (with `audit:read`) its audit log."""
+
     keys: list[dict[str, Any]]
     scopes: list[str]
+    org: dict[str, Any]
+    records: list[dict[str, Any]]
 
 
 def keys_page(principal: Principal, params: dict[str, str]) -> KeysPage:
@@ -156,7 +160,9 @@ def keys_page(principal: Principal, params: dict[str, str]) -> KeysPage:
         }
         for k in sorted(organizations.list_api_keys(principal.org_id), key=lambda k: -k.created_at)
     ]
-    return KeysPage(keys, sorted(principal.scopes))
+    return KeysPage(
+        keys, sorted(principal.scopes), organization_facts(principal), audit_records(principal)
+    )
 
 
 def create_key(principal: Principal, form: dict[str, list[str]]) -> str:
@@ -208,7 +214,7 @@ def set_destination_enabled(principal: Principal, dest_id: str, enabled: bool) -
     principal.require(Scope.CONFIG_WRITE)
     dest = destinations.get(principal.org_id, dest_id)
     update: dict[str, Any] = {"enabled": enabled, "updated_at": int(time.time())}
-    if enabled and "disabled_reason" in type(dest).model_fields:
+    if enabled:
         update["disabled_reason"] = None
     destinations.save(dest.model_copy(update=update))
 

@@ -168,8 +168,7 @@ def _page(request: Request, template: str, page: str, build: Any, **extra: Any) 
         view = build(principal, params)
     except SuccessMetricsError as exc:
         return _problem(request, exc, **context)
-    lazy = extra.pop("lazy", {})
-    return render(request, template, view=view, **context, **extra, **lazy)
+    return render(request, template, view=view, **context, **extra)
 
 
 def index(request: Request) -> Reply:
@@ -237,15 +236,12 @@ def overview(request: Request) -> Reply:
 
 
 def metrics(request: Request) -> Reply:
-    def build(principal: Principal, params: dict[str, str]) -> pages.Trend:
-        return pages.trend(principal, params)
-
     found_range = _range_strings(request.query)
     return _page(
         request,
         "metrics.html",
         "metrics",
-        build,
+        pages.trend,
         title="Metrics",
         metrics=pages.METRICS,
         granularities=pages.GRANULARITIES,
@@ -377,8 +373,6 @@ def _settings_after(
         title="Settings",
         page="settings",
         view=operations.keys_page(principal, {}),
-        org=operations.organization_facts(principal),
-        records=operations.audit_records(principal),
         **{shown: value},
         **context,
     )
@@ -471,14 +465,7 @@ def privacy_erasure(request: Request, erasure_id: str) -> Reply:
 
 
 def settings(request: Request) -> Reply:
-    def build(principal: Principal, params: dict[str, str]) -> operations.KeysPage:
-        found = operations.keys_page(principal, params)
-        extra["org"] = operations.organization_facts(principal)
-        extra["records"] = operations.audit_records(principal)
-        return found
-
-    extra: dict[str, Any] = {}
-    return _page(request, "settings.html", "settings", build, title="Settings", lazy=extra)
+    return _page(request, "settings.html", "settings", operations.keys_page, title="Settings")
 
 
 def settings_create_key(request: Request) -> Reply:
