@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack import demo
+from tests.reference_metrics import from_api, recompute
+
 ROOT = Path(__file__).resolve().parents[2]
 SMCTL = Path(sys.executable).with_name("smctl")
 START_TIMEOUT = 180
@@ -56,6 +59,35 @@ class RunningStack:
 
     def smctl_json(self, *args: str) -> Any:
         return json.loads(self.smctl(*args, "--json").stdout)
+
+
+DEMO_SEASON = {"from": "2026-05-01", "to": "2026-10-31"}
+
+
+def demo_season_metrics(stack: RunningStack, http: httpx.Client, key: str) -> dict[str, Any]:
+    """/v1/metrics for the demo season, by month, once the metrics consumer has counted every demo event.
+
+    "Settled" is decided against a recomputation of the events the stack loads, not by the
+    answer standing still for a second: the demo is still arriving while the first tests run.
+    """
+    size = int(os.environ.get("SM_E2E_DEMO_SIZE", "300"))
+    months = (DEMO_SEASON["from"][:7], DEMO_SEASON["to"][:7])
+    everything = recompute(demo.organization_events(size, seed=7))  # the book starts earlier
+    expected = {m: v for m, v in everything.items() if months[0] <= m <= months[1]}
+    deadline = time.monotonic() + 180
+    got: Any = None
+    while time.monotonic() < deadline:
+        answer = http.get(
+            f"{stack.api_url}/v1/metrics",
+            params={**DEMO_SEASON, "granularity": "month"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200, answer.text
+        got = from_api(answer.json())
+        if got == expected:
+            return dict(answer.json())
+        time.sleep(1)
+    raise AssertionError(f"the demo season was not counted in 180 s: {got} != {expected}")
 
 
 def start_stack(tmp: Path, *extra: str, demo: bool = True) -> RunningStack:

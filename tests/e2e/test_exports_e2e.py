@@ -14,27 +14,9 @@ import httpx
 from openpyxl import load_workbook
 
 from devstack import demo
-from tests.e2e.conftest import RunningStack
-from tests.reference_metrics import from_api, recompute
+from tests.e2e.conftest import RunningStack, demo_season_metrics
 
 SEASON = {"from": "2026-05-01", "to": "2026-10-31"}
-
-
-def wait_for_metrics(stack: RunningStack, http: httpx.Client, key: str) -> dict[str, Any]:
-    """/v1/metrics for the season, once the metrics consumer has counted every demo event."""
-    size = int(os.environ.get("SM_E2E_DEMO_SIZE", "300"))
-    expected = recompute(demo.organization_events(size, seed=7))
-    deadline = time.monotonic() + 180
-    while True:
-        answer = http.get(
-            f"{stack.api_url}/v1/metrics",
-            params={**SEASON, "granularity": "month"},
-            headers={"Authorization": f"Bearer {key}"},
-        )
-        assert answer.status_code == 200, answer.text
-        if from_api(answer.json()) == expected or time.monotonic() > deadline:
-            return dict(answer.json())
-        time.sleep(1)
 
 
 def find_email(outbox: Path, export_id: str, timeout: float = 60) -> Any:
@@ -54,7 +36,7 @@ def test_xlsx_export_of_the_demo_season_arrives_by_email_and_matches_the_metrics
 ) -> None:
     key = stack.org["api_key"]
     auth = {"Authorization": f"Bearer {key}"}
-    metrics = wait_for_metrics(stack, http, key)
+    metrics = demo_season_metrics(stack, http, key)
 
     # When the operator asks for the season as Excel, to be emailed
     created = http.post(
