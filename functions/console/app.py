@@ -48,4 +48,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     handler = ROUTES.get((method, path))
     if handler is None:
         return _response(web.Reply(404, "not found\n", "text/plain; charset=utf-8"))
-    return _response(handler(_request(event), **(event.get("pathParameters") or {})))
+    return _response(web.dispatch(handler, _request(event), event.get("pathParameters") or {}))

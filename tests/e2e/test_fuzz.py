@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from schemathesis.checks import (
 from schemathesis.generation import GenerationMode
 
 from success_metrics import signing
+from success_metrics.console.routes import ROUTES as CONSOLE_ROUTES
 from success_metrics.routes import ROUTES
 from tests.e2e.conftest import RunningStack
 
@@ -415,4 +417,100 @@ def test_hostile_input_in_any_part_of_a_request_is_a_4xx_problem(
             assert problem["detail"]
 
     exercise()
+    assert statuses, "no request was made"
+
+
+# -- the console's routes ----------------------------------------------------------------------
+
+XSS = "<script>sm-fuzz</script>"
+CONSOLE_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+console_text = st.one_of(
+    st.text(max_size=40),
+    st.text(st.characters(max_codepoint=0x1F), min_size=1, max_size=40),
+    st.sampled_from(
+        [XSS, "\u00e9" * 5000, "x" * 20_000, "1e999", "NaN", "-1", "0", "../../etc/passwd",
+         "%00", "\ud7ff", "2026-02-30", "9999-99-99", "https://169.254.169.254/", "on", "true"]
+    ),
+)  # fmt: skip
+CONSOLE_FIELDS = [
+    "dataset", "format", "from", "to", "granularity", "user_type", "compression", "notify",
+    "kind", "subject", "user_id", "scopes", "description", "enabled", "margin", "url", "remove",
+    "metric", "currency", "op", "value", "anonymise_all", "anonymise_unknown_country", "dest_id",
+    "name", "event_types", "consent", "measurement_id", "api_secret", "token", "api_key",
+]  # fmt: skip
+CONSOLE_QUERY = ["from", "to", "granularity", "metric", "type", "user_id", "status", "cursor",
+                 "event_id", "kind", "token", "reason", "done", "breakdown"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def console_cookie(stack: RunningStack, http: httpx.Client, fuzz_org: dict[str, str]) -> str:
+    signed = http.post(f"{stack.api_url}/console/sign-in", data={"api_key": fuzz_org["api_key"]})
+    assert signed.status_code == 303, signed.text
+    return str(signed.cookies["sm_console"])
+
+
+@pytest.mark.parametrize(("method", "pattern"), sorted(CONSOLE_ROUTES), ids=str)
+def test_hostile_input_to_any_console_route_is_a_page_never_a_5xx_or_a_script(
+    stack: RunningStack, console_cookie: str, method: str, pattern: str
+) -> None:
+    client = httpx.Client(
+        timeout=60, follow_redirects=False, cookies={"sm_console": console_cookie}
+    )
+    page = client.get(f"{stack.api_url}/console/settings")
+    token = CONSOLE_CSRF.search(page.text)
+    assert token, page.text[:300]
+    statuses: dict[int, int] = {}
+
+    @given(
+        params=st.dictionaries(
+            st.sampled_from(
+                ["dest_id", "export_id", "delivery_id", "erasure_id", "key_id", "name"]
+            ),
+            console_text,
+        ),
+        query=st.dictionaries(st.sampled_from(CONSOLE_QUERY), console_text, max_size=4),
+        form=st.dictionaries(st.sampled_from(CONSOLE_FIELDS), console_text, max_size=8),
+        raw=st.one_of(st.none(), hostile_bodies),
+        with_csrf=st.booleans(),
+    )
+    @settings(
+        max_examples=EXAMPLES * 2,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def exercise(
+        params: dict[str, str],
+        query: dict[str, str],
+        form: dict[str, str],
+        raw: bytes | None,
+        with_csrf: bool,
+    ) -> None:
+        values = {
+            name: quote(params.get(name) or "x", safe="")
+            for name in re.findall(r"{(\w+)}", pattern)
+        }
+        url = f"{stack.api_url}{pattern.format(**values)}"
+        if method == "GET":
+            response = client.get(url, params=query)
+        elif raw is not None:
+            response = client.post(
+                url,
+                content=raw,
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+        else:
+            data = {**form, **({"csrf": token[1]} if with_csrf else {})}
+            response = client.post(url, params=query, data=data)
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (url, form, response.status_code, response.text[:500])
+        assert XSS not in response.text, (url, form)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            policy = response.headers["content-security-policy"]
+            assert "default-src 'none'" in policy
+            assert "'unsafe-inline'" not in policy
+
+    with client:
+        exercise()
     assert statuses, "no request was made"

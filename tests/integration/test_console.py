@@ -211,3 +211,149 @@ def test_an_access_request_from_the_privacy_page_queues_a_json_export(
     assert "access" in listed
     refused = console.act("/console/privacy", "/console/privacy/access-requests", {"user_id": ""})
     assert refused.status == 400
+
+
+def test_settings_change_the_organizations_own_choices_and_never_show_the_slack_url(
+    handler: Any, org: CreatedOrganization, sink: Any
+) -> None:
+    console = Console(handler)
+    console.sign_in(org.api_key)
+    margin = console.act("/console/settings", "/console/settings/margin", {"margin": "0.75"})
+    assert margin.status == 303, margin.body
+    assert "gross+margin+0.75" in margin.location
+    refused = console.act("/console/settings", "/console/settings/margin", {"margin": "1.5"})
+    assert refused.status == 400
+    assert "above 0 and at most 1" in refused.body
+
+    url = f"{sink.url}/services/T1/B1/console-secret-path"
+    assert console.act("/console/settings", "/console/settings/slack", {"url": url}).status == 303
+    unsafe = console.act(
+        "/console/settings", "/console/settings/slack", {"url": "http://169.254.169.254/x"}
+    )
+    assert unsafe.status == 400, unsafe.body
+
+    made = console.act(
+        "/console/settings",
+        "/console/settings/alerts",
+        {"metric": "revenue", "currency": "gbp", "op": "<", "value": "100"},
+    )
+    assert made.status == 303, made.body
+    assert console.act(
+        "/console/settings", "/console/settings/alerts",
+        {"metric": "signups", "op": ">=", "value": "5"},
+    ).status == 303  # fmt: skip
+    unknown = console.act(
+        "/console/settings",
+        "/console/settings/alerts",
+        {"metric": "vibes", "op": "<", "value": "1"},
+    )
+    assert unknown.status == 400
+    assert "vibes is not a metric" in unknown.body
+    cleared = console.act(
+        "/console/settings", "/console/settings/alerts/clear", {"metric": "signups"}
+    )
+    assert cleared.status == 303
+    privacy = console.act(
+        "/console/settings", "/console/settings/privacy", {"anonymise_all": "on"}
+    )  # the unknown-country box left unticked: off
+    assert privacy.status == 303
+
+    changed = organizations.get_organization(org.org_id, fresh=True)
+    assert str(changed.gross_margin) == "0.75"
+    assert organizations.slack_webhook(changed) == url
+    assert [(a.metric, a.op, str(a.value)) for a in changed.alerts] == [("revenue:GBP", "<", "100")]
+    assert changed.anonymise_all is True
+    assert changed.anonymise_unknown_country is False
+    page = console.get("/console/settings").body
+    assert "set (write-only)" in page
+    assert "console-secret-path" not in page
+    assert "revenue:GBP &lt; 100" in page
+    routes = {r["route"] for r in admin_audit(org)}
+    assert "POST /console/settings/privacy" in routes
+    assert "POST /console/settings/slack" in routes
+
+    reader = Console(handler)
+    reader.sign_in(key_of(org, Scope.METRICS_READ))
+    token = reader.get("/console/overview").csrf()
+    assert reader.post("/console/settings/margin", {"margin": "0.5", "csrf": token}).status == 403
+    assert str(organizations.get_organization(org.org_id, fresh=True).gross_margin) == "0.75"
+
+
+def admin_audit(org: CreatedOrganization) -> list[dict[str, Any]]:
+    from success_metrics import audit
+
+    return list(audit.list_records(org.org_id, {"limit": "50"})["records"])
+
+
+def test_destinations_are_added_and_edited_with_write_only_secrets(
+    handler: Any, org: CreatedOrganization, other_org: CreatedOrganization, sink: Any
+) -> None:
+    from success_metrics.stores import destinations
+
+    console = Console(handler)
+    console.sign_in(org.api_key)
+    form = console.get("/console/destinations/new?kind=mixpanel")
+    assert form.status == 200
+    assert 'name="project_token"' in form.body
+    assert 'name="region"' in form.body
+
+    made = console.act(
+        "/console/destinations/new",
+        "/console/destinations",
+        {"kind": "webhook", "dest_id": "crm", "name": "CRM", "enabled": "on",
+         "url": f"{sink.url}/hooks/crm", "event_types": "user.*, supplier.trial_started"},
+    )  # fmt: skip
+    assert made.status == 201, made.body
+    secret = made.body.split('class="new-secret">', 1)[1].split("<", 1)[0]
+    assert secret.startswith("whsec_")
+    stored = destinations.get(org.org_id, "crm")
+    assert stored.public["event_types"] == ["user.*", "supplier.trial_started"]
+    assert destinations.secrets(stored)["signing_secret"] == secret
+
+    edit = console.get("/console/destinations/crm/edit")
+    assert secret not in edit.body
+    assert "set — leave blank to keep it" in edit.body
+    renamed = console.act(
+        "/console/destinations/crm/edit",
+        "/console/destinations/crm",
+        {"name": "CRM (EU)", "url": f"{sink.url}/hooks/crm-eu", "event_types": "*",
+         "consent": "marketing"},
+    )  # fmt: skip
+    assert renamed.status == 303, renamed.body
+    edited = destinations.get(org.org_id, "crm")
+    assert (edited.name, edited.enabled, edited.public["consent"]) == (
+        "CRM (EU)",
+        False,
+        "marketing",
+    )
+    assert destinations.secrets(edited)["signing_secret"] == secret  # blank: kept
+    assert secret not in console.get("/console/destinations").body
+
+    unsafe = console.act(
+        "/console/destinations/new",
+        "/console/destinations",
+        {"kind": "webhook", "dest_id": "meta", "url": "http://169.254.169.254/latest"},
+    )
+    assert unsafe.status == 400, unsafe.body
+    twice = console.act(
+        "/console/destinations/new",
+        "/console/destinations",
+        {"kind": "webhook", "dest_id": "crm", "url": f"{sink.url}/hooks/x"},
+    )
+    assert twice.status == 400
+    assert "exists already" in twice.body
+    missing = console.act(
+        "/console/destinations/new?kind=ga4",
+        "/console/destinations",
+        {"kind": "ga4", "dest_id": "ga", "measurement_id": "G-ABC123"},
+    )
+    assert missing.status == 400
+    assert "api_secret" in missing.body
+
+    theirs = Console(handler)
+    theirs.sign_in(other_org.api_key)
+    assert theirs.get("/console/destinations/crm/edit").status == 404
+    token = theirs.get("/console/destinations").csrf()
+    hijack = theirs.post("/console/destinations/crm", {"url": f"{sink.url}/x", "csrf": token})
+    assert hijack.status == 404
+    assert destinations.get(org.org_id, "crm").name == "CRM (EU)"

@@ -23,6 +23,7 @@ from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from devstack.template import functions, load
 from success_metrics import audit
+from success_metrics.console.routes import ROUTES as CONSOLE_ROUTES
 from success_metrics.exports.models import ExportRequest
 from success_metrics.gdpr import erasure
 from success_metrics.models.destinations import DestinationRequest
@@ -34,6 +35,7 @@ from success_metrics.sync import delivery_log
 from tests.integration.conftest import scan_all
 from tests.support import Response, invoke_http
 from tests.support.api import ROUTE_QUERIES, authorize
+from tests.support.console import Console, Page
 from tests.support.gdpr import decision
 
 KEYED = [r for r in ROUTES if r.auth in ("api_key", "link_or_api_key")]
@@ -217,3 +219,97 @@ def test_the_matrix_covers_every_keyed_route_and_resource_kind() -> None:
         "erasure",
     }
     assert len(KEYED) == len(ROUTES) - 2  # all but signed ingestion and the public document
+
+
+# -- the console's routes: the same matrix for a session --------------------------------------
+
+PUBLIC_CONSOLE = {
+    "/console", "/console/", "/console/sign-in", "/console/sign-in/link", "/console/sign-out",
+    "/console/static/{name}",
+}  # fmt: skip
+CONSOLE = sorted(r for r in CONSOLE_ROUTES if r[1] not in PUBLIC_CONSOLE)
+CONSOLE_FORMS: dict[str, dict[str, str]] = {
+    "/console/exports": BODIES["createExport"],
+    "/console/destinations": {
+        "kind": "webhook", "dest_id": "dst_a", "url": "https://hooks.example.com/a",
+    },
+    "/console/destinations/{dest_id}": {"url": "https://hooks.example.com/a"},
+    "/console/destinations/{dest_id}/enabled": {"enabled": "false"},
+    "/console/privacy/erasures": {"subject": "usr_b"},
+    "/console/privacy/access-requests": {"user_id": "usr_b"},
+    "/console/settings/keys": {"scopes": "metrics:read"},
+    "/console/settings/margin": {"margin": "0.5"},
+    "/console/settings/slack": {"remove": "true"},
+    "/console/settings/alerts": {"metric": "signups", "op": "<", "value": "1"},
+    "/console/settings/privacy": {"anonymise_all": "on"},
+}  # fmt: skip
+CONSOLE_QUERIES: dict[str, str] = {
+    "/console/live": "user_id=usr_b",
+    "/console/privacy": "user_id=usr_b",
+    "/console/deliveries": "event_id=evt_b1",
+    "/console/metrics.csv": "metric=signups&from=2026-06-01&to=2026-06-30",
+}
+
+
+def console_call(console: Console, method: str, pattern: str, values: dict[str, str]) -> Page:
+    path = pattern.format(**values)
+    query = CONSOLE_QUERIES.get(pattern, "")
+    target = f"{path}?{query}" if query else path
+    if method == "GET":
+        return console.get(target)
+    token = console.get("/console/overview").csrf()
+    return console.post(target, {**CONSOLE_FORMS.get(pattern, {}), "csrf": token})
+
+
+@pytest.mark.parametrize(("method", "pattern"), CONSOLE, ids=str)
+def test_a_console_session_never_reaches_another_organizations_data(
+    stack: Stack,
+    org: CreatedOrganization,
+    other_org: CreatedOrganization,
+    world: dict[str, Any],
+    method: str,
+    pattern: str,
+) -> None:
+    from console import app
+
+    organizations.set_limits(org.org_id, exports_per_hour=100, running_exports=20)
+    values = {**world["values"], "key_id": other_org.key_id}
+    before = b_items(stack, world["org_id"])
+    console = Console(app.lambda_handler)
+    console.sign_in(org.api_key)
+
+    answer = console_call(console, method, pattern, values)
+
+    if "{" in pattern:
+        assert answer.status == 404, (answer.status, answer.body[:300])
+    else:  # a page or a creation: in A's organization only
+        assert answer.status < 400, (answer.status, answer.body[:300])
+    assert world["org_id"] not in answer.body
+    for value in (world["values"]["export_id"], world["values"]["erasure_id"], "dlv_b0"):
+        assert value not in answer.body or answer.status == 404
+    assert b_items(stack, world["org_id"]) == before
+
+
+@pytest.mark.parametrize(("method", "pattern"), CONSOLE, ids=str)
+def test_a_console_session_of_a_revoked_key_goes_back_to_sign_in(
+    stack: Stack, org: CreatedOrganization, world: dict[str, Any], method: str, pattern: str
+) -> None:
+    from console import app
+
+    key = organizations.create_api_key(org.org_id, list(ALL_SCOPES), "to revoke")
+    console = Console(app.lambda_handler)
+    console.sign_in(key.api_key)
+    token = console.get("/console/overview").csrf()
+    organizations.revoke_api_key(org.org_id, key.key_id)
+    organizations.clear_cache()  # the revocation as another function sees it a minute later
+    path = pattern.format(**{**world["values"], "key_id": key.key_id})
+    if method == "GET":
+        answer = console.get(path)
+    else:
+        answer = console.post(path, {**CONSOLE_FORMS.get(pattern, {}), "csrf": token})
+
+    if pattern in ("/console/metrics.csv",):
+        assert answer.status == 401
+    else:
+        assert answer.status == 303, (answer.status, answer.body[:300])
+        assert answer.location.startswith("/console/sign-in?reason=")

@@ -7,7 +7,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from pydantic import ValidationError
 
 from success_metrics import admin, clock
 from success_metrics.errors import ForbiddenError, NotFoundError, ValidationFailedError
@@ -15,7 +18,7 @@ from success_metrics.exports import api as exports
 from success_metrics.exports.models import Compression, Dataset, Format
 from success_metrics.gdpr import erasure
 from success_metrics.http import Principal
-from success_metrics.models.organizations import ALL_SCOPES, Scope
+from success_metrics.models.organizations import ALL_SCOPES, AlertRule, Scope
 from success_metrics.stores import consent, export_jobs, organizations
 
 DATASETS = [d.value for d in Dataset if d is not Dataset.ACCESS]
@@ -145,6 +148,7 @@ class KeysPage:
     scopes: list[str]
     org: dict[str, Any]
     records: list[dict[str, Any]]
+    alert_metrics: list[str]
 
 
 def keys_page(principal: Principal, params: dict[str, str]) -> KeysPage:
@@ -161,7 +165,11 @@ def keys_page(principal: Principal, params: dict[str, str]) -> KeysPage:
         for k in sorted(organizations.list_api_keys(principal.org_id), key=lambda k: -k.created_at)
     ]
     return KeysPage(
-        keys, sorted(principal.scopes), organization_facts(principal), audit_records(principal)
+        keys,
+        sorted(principal.scopes),
+        organization_facts(principal),
+        audit_records(principal),
+        list(ALERT_METRICS),
     )
 
 
@@ -294,6 +302,7 @@ def organization_facts(principal: Principal) -> dict[str, Any]:
         "alerts": [a.model_dump(mode="json") for a in org.alerts],
         "slack": org.slack_webhook is not None,
         "anonymise_all": org.anonymise_all,
+        "anonymise_unknown_country": org.anonymise_unknown_country,
         "secrets": secrets,
     }
 
@@ -327,3 +336,210 @@ def access_request(principal: Principal, form: dict[str, str]) -> str:
         principal, {"user_id": form.get("user_id", "").strip()}, clock.now()
     )
     return str(job["id"])
+
+
+# -- settings: the organization's own choices -------------------------------------------------
+# Limits and retention are the platform operator's (`smctl org set-limits`): a tenant's key does
+# not raise its own quotas, so the page shows them and says who changes them.
+
+ALERT_METRICS = (
+    "signups", "trials_started", "trial_to_paid", "new_paying_suppliers", "active_users",
+    "seasonal_conversion", "revenue", "cac", "mrr_end", "net_mrr_churn", "nrr",
+)  # fmt: skip
+
+
+def set_margin(principal: Principal, form: dict[str, str]) -> str:
+    principal.require(Scope.CONFIG_WRITE)
+    try:
+        org = organizations.set_gross_margin(principal.org_id, Decimal(form.get("margin", "")))
+    except (InvalidOperation, ValidationError) as exc:
+        raise ValidationFailedError(
+            "the gross margin is a number above 0 and at most 1 (e.g. 0.8)"
+        ) from exc
+    return f"gross margin {org.gross_margin}"
+
+
+def set_slack(principal: Principal, form: dict[str, str]) -> str:
+    """Set the Slack incoming webhook (write-only: never shown again), or remove it."""
+    principal.require(Scope.CONFIG_WRITE)
+    if form.get("remove") == "true":
+        organizations.set_slack_webhook(principal.org_id, None)
+        return "Slack webhook removed"
+    url = form.get("url", "").strip()
+    if not url:
+        raise ValidationFailedError(
+            "paste the Slack incoming-webhook URL (https://hooks.slack.com/…)"
+        )
+    organizations.set_slack_webhook(principal.org_id, url)
+    return "Slack webhook set"
+
+
+def add_alert(principal: Principal, form: dict[str, str]) -> str:
+    principal.require(Scope.CONFIG_WRITE)
+    metric = form.get("metric", "").strip()
+    currency = form.get("currency", "").strip().upper()
+    if currency:
+        metric = f"{metric}:{currency}"
+    try:
+        rule = AlertRule(metric=metric, op=form.get("op", ""), value=Decimal(form.get("value", "")))
+    except (InvalidOperation, ValidationError) as exc:
+        raise ValidationFailedError(
+            "an alert is a metric, one of < <= > >=, and a number (e.g. signups < 10)"
+        ) from exc
+    if metric.partition(":")[0] not in ALERT_METRICS:
+        raise ValidationFailedError(f"{metric} is not a metric an alert can watch")
+    organizations.set_alert(principal.org_id, rule)
+    return f"alert set: {rule.metric} {rule.op} {rule.value}"
+
+
+def clear_alert(principal: Principal, form: dict[str, str]) -> str:
+    principal.require(Scope.CONFIG_WRITE)
+    metric = form.get("metric", "").strip() or None
+    organizations.clear_alerts(principal.org_id, metric)
+    return f"alerts on {metric} removed" if metric else "every alert removed"
+
+
+def set_privacy(principal: Principal, form: dict[str, str]) -> str:
+    """The same change as `PUT /v1/organization/settings`: the form states both choices."""
+    admin.put_settings(
+        principal,
+        {
+            "anonymise_all": form.get("anonymise_all") == "on",
+            "anonymise_unknown_country": form.get("anonymise_unknown_country") == "on",
+        },
+    )
+    everyone = "every user" if form.get("anonymise_all") == "on" else "EU users"
+    return f"anonymised before anything leaves: {everyone}" + (
+        ", and users with no country" if form.get("anonymise_unknown_country") == "on" else ""
+    )
+
+
+# -- destinations: add and edit ----------------------------------------------------------------
+
+DESTINATION_KINDS = ("webhook", "mixpanel", "ga4", "slack")
+
+
+@dataclass
+class FormField:
+    name: str
+    label: str
+    secret: bool  # write-only: shown empty, kept when left blank on an edit
+    required: bool
+    choices: list[str]  # a select's options (empty: a text input)
+    is_list: bool  # comma-separated in the form
+    value: str
+    is_set: bool  # a secret that has a value
+
+
+@dataclass
+class DestinationForm:
+    kind: str
+    dest_id: str  # empty for a new destination
+    name: str
+    enabled: bool
+    fields: list[FormField]
+
+
+def _settings_model(kind: str) -> Any:
+    from success_metrics.models.destinations import (
+        Ga4Settings,
+        MixpanelSettings,
+        SlackSettings,
+        WebhookSettings,
+    )
+
+    models = {
+        "webhook": WebhookSettings,
+        "mixpanel": MixpanelSettings,
+        "ga4": Ga4Settings,
+        "slack": SlackSettings,
+    }
+    if kind not in models:
+        raise ValidationFailedError(f"a destination is one of: {', '.join(DESTINATION_KINDS)}")
+    return models[kind]
+
+
+def destination_form(principal: Principal, kind: str, dest_id: str = "") -> DestinationForm:
+    """The fields of a destination of `kind`, from its settings model; an existing destination's
+    public settings filled in, its secrets never (only whether each is set)."""
+    from typing import Literal, get_args, get_origin
+
+    from success_metrics.models.destinations import SECRET_FIELDS
+    from success_metrics.stores import destinations
+
+    principal.require(Scope.CONFIG_WRITE)
+    public: dict[str, Any] = {}
+    secrets_set: list[str] = []
+    name, enabled = "", True
+    if dest_id:
+        dest = destinations.get(principal.org_id, dest_id)
+        kind, public, name, enabled = dest.kind, dest.public, dest.name, dest.enabled
+        secrets_set = destinations.view(dest).secrets_set
+    fields = []
+    for field_name, info in _settings_model(kind).model_fields.items():
+        if field_name == "kind":
+            continue
+        annotation = info.annotation
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        literal = next((o for o in [annotation, *options] if get_origin(o) is Literal), None)
+        is_list = get_origin(annotation) is list
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        value = public.get(field_name, default) if dest_id else default
+        if isinstance(value, list):
+            value = ", ".join(value)
+        fields.append(
+            FormField(
+                name=field_name,
+                label=field_name.replace("_", " "),
+                secret=field_name in SECRET_FIELDS[kind],
+                required=info.is_required(),
+                choices=[str(c) for c in get_args(literal)] if literal else [],
+                is_list=is_list,
+                value="" if value is None or field_name in SECRET_FIELDS[kind] else str(value),
+                is_set=field_name in secrets_set,
+            )
+        )
+    return DestinationForm(kind, dest_id, name, enabled, fields)
+
+
+def save_destination(
+    principal: Principal, form: dict[str, str], dest_id: str = ""
+) -> tuple[str, str | None]:
+    """Create (`dest_id` from the form) or edit a destination through the API's own
+    `PUT /v1/destinations/{id}`; a secret left blank on an edit keeps its value. Returns the id
+    and a generated webhook signing secret, shown once."""
+    from success_metrics.stores import destinations
+
+    principal.require(Scope.CONFIG_WRITE)
+    kept: dict[str, str] = {}
+    kind: str
+    if dest_id:
+        existing = destinations.get(principal.org_id, dest_id)
+        kind = existing.kind
+        kept = destinations.secrets(existing)
+    else:
+        dest_id = form.get("dest_id", "").strip()
+        kind = form.get("kind", "")
+        try:
+            destinations.get(principal.org_id, dest_id)
+        except NotFoundError:
+            pass
+        else:
+            raise ValidationFailedError(f"destination {dest_id} exists already: edit it instead")
+    settings: dict[str, Any] = {"kind": kind}
+    for f in destination_form(principal, kind).fields:
+        raw = form.get(f.name, "").strip()
+        if f.secret and not raw:
+            if kept.get(f.name):
+                settings[f.name] = kept[f.name]
+            continue
+        if not raw:
+            continue  # the model's default, or its "required" error
+        settings[f.name] = [v.strip() for v in raw.split(",") if v.strip()] if f.is_list else raw
+    body = {
+        "name": form.get("name", "").strip() or dest_id,
+        "enabled": form.get("enabled") == "on",
+        "settings": settings,
+    }
+    answer = admin.put_destination(principal, dest_id, body)
+    return dest_id, answer.get("signing_secret")

@@ -171,6 +171,15 @@ def _page(request: Request, template: str, page: str, build: Any, **extra: Any) 
     return render(request, template, view=view, **context, **extra)
 
 
+def dispatch(handler: Callable[..., Reply], request: Request, params: dict[str, str]) -> Reply:
+    """Call a route's handler; a refusal raised before the handler could say it (an oversized
+    form, say) is the problem page too, never the gateway's bare 500."""
+    try:
+        return handler(request, **params)
+    except SuccessMetricsError as exc:
+        return _problem(request, exc, principal=None)
+
+
 def index(request: Request) -> Reply:
     return _redirect("/console/overview")
 
@@ -535,3 +544,80 @@ def settings_rotate_secret(request: Request) -> Reply:
     return _settings_after(
         request, "/console/settings/webhook-secret", operations.rotate_secret, "new_secret"
     )
+
+
+def _organization_change(
+    route: str, change: Callable[[Principal, dict[str, str]], str]
+) -> Callable[[Request], Reply]:
+    """A Settings form that changes one of the organization's choices, then shows Settings."""
+
+    def handler(request: Request) -> Reply:
+        form = request.form()
+        return _act(request, route, lambda p: ("/console/settings", change(p, form)))
+
+    handler.__name__ = handler.__qualname__ = change.__name__
+    return handler
+
+
+settings_margin = _organization_change("/console/settings/margin", operations.set_margin)
+settings_slack = _organization_change("/console/settings/slack", operations.set_slack)
+settings_alert = _organization_change("/console/settings/alerts", operations.add_alert)
+settings_clear_alerts = _organization_change(
+    "/console/settings/alerts/clear", operations.clear_alert
+)
+settings_privacy = _organization_change("/console/settings/privacy", operations.set_privacy)
+
+
+def destination_new(request: Request) -> Reply:
+    kind = request.query.get("kind", "webhook")
+    return _page(
+        request,
+        "destination_form.html",
+        "destinations",
+        lambda p, _: operations.destination_form(p, kind),
+        title="Add a destination",
+        kinds=operations.DESTINATION_KINDS,
+    )
+
+
+def destination_edit(request: Request, dest_id: str) -> Reply:
+    return _page(
+        request,
+        "destination_form.html",
+        "destinations",
+        lambda p, _: operations.destination_form(p, "", dest_id),
+        title=f"Edit {dest_id}",
+        kinds=operations.DESTINATION_KINDS,
+    )
+
+
+def _destination_saved(request: Request, route: str, dest_id: str = "") -> Reply:
+    """Create or edit; a generated signing secret is shown once, on this answer."""
+    form = request.form()
+    done = _change(
+        request, route, lambda p: operations.save_destination(p, form, dest_id), 200, dest_id
+    )
+    if isinstance(done, Reply):
+        return done
+    (saved, secret), principal, context = done
+    if secret is None:
+        return _redirect("/console/destinations?" + urlencode({"done": f"{saved} saved"}))
+    return render(
+        request,
+        "destinations.html",
+        201,
+        title="Destinations",
+        page="destinations",
+        view=operations.destinations_page(principal, {}),
+        new_secret=secret,
+        saved=saved,
+        **context,
+    )
+
+
+def destination_create(request: Request) -> Reply:
+    return _destination_saved(request, "/console/destinations")
+
+
+def destination_update(request: Request, dest_id: str) -> Reply:
+    return _destination_saved(request, "/console/destinations/{dest_id}", dest_id)
