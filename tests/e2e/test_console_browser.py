@@ -43,6 +43,7 @@ PAGES = {
     "live": "/console/live",
     "destinations": "/console/destinations",
     "destination-new": "/console/destinations/new?kind=mixpanel",
+    "breakdowns": "/console/breakdowns?dimension=country&from=2025-11-01&to=2026-10-31",
     "cohorts": "/console/cohorts?from=2026-01-01&to=2026-10-31",
     "metrics": "/console/metrics?metric=signups&granularity=week&from=2026-05-01&to=2026-10-31",
     "sign-in": "/console/sign-in",
@@ -568,3 +569,31 @@ def test_settings_forms_change_margin_alerts_slack_and_privacy(
     assert errors == [
         "Failed to load resource: the server responded with a status of 400 (Bad Request)"
     ]
+
+
+def test_breakdowns_show_peak_against_off_peak_as_the_api_counts_them(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    settled_totals(stack, http)
+    query = "from=2025-11-01&to=2026-10-31&granularity=season"
+    answer = http.get(
+        f"{stack.api_url}/v1/metrics?{query}&breakdown=channel",
+        headers={"Authorization": f"Bearer {stack.org['api_key']}"},
+    ).json()
+    page, errors = new_page(browser)
+    sign_in(page, stack)
+    page.goto(f"{stack.api_url}/console/breakdowns?{query}&dimension=channel")
+    labels = [p["period"] for p in answer["periods"]]
+    assert labels == ["2025-offpeak", "2026-peak"]
+    headers = page.locator("table[data-period='2026-peak'] thead th").all_inner_texts()
+    column = headers.index("signups couple")
+    for period in answer["periods"]:
+        for channel, figures in period["metrics"]["breakdown"].items():
+            row = page.locator(f"table[data-period='{period['period']}'] tr[data-row='{channel}']")
+            cells = row.locator("th, td").all_inner_texts()
+            assert cells[column] == str(figures["signups"].get("couple", 0)), (period, channel)
+    assert page.locator("text=Feature adoption").count() == 1
+    page.select_option("#dimension", "region")
+    page.click("button[type=submit] >> text=Show")
+    assert page.locator("tr[data-row*=' / ']").count() > 0  # country / region rows
+    assert errors == []

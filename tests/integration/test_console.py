@@ -27,6 +27,7 @@ PAGES = (
     "/console/live?user_id=usr_1&type=user.signed_up",
     "/console/destinations",
     "/console/cohorts?from=2026-01-01&to=2026-06-30",
+    "/console/breakdowns?dimension=region&granularity=month&from=2026-01-01&to=2026-03-31",
     "/console/sign-in",
 )
 

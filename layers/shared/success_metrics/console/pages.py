@@ -287,3 +287,78 @@ def cohorts(principal: Principal, params: dict[str, str]) -> CohortsPage:
     rows = [r for cohort in grids["suppliers"].values() for r in cohort] + grids["couples"]
     width = max((len(r["months"]) for r in rows), default=0)
     return CohortsPage(start, end, grids["suppliers"], grids["couples"], funnel, width)
+
+
+# -- breakdowns --------------------------------------------------------------------------------
+
+DIMENSIONS = ("channel", "user_type", "country", "region", "device", "feature", "milestone")
+
+
+@dataclass
+class BreakdownPage:
+    start: date
+    end: date
+    dimension: str
+    granularity: str
+    columns: list[str]
+    periods: list[tuple[str, list[tuple[str, list[str]]]]]  # (period, [(row, cells)])
+    adoption: list[tuple[str, list[str]]]  # feature adoption share per period, by feature
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k} " if prefix or k else ""))
+        return out
+    return {prefix.strip() or "value": str(value)}
+
+
+def breakdowns(principal: Principal, params: dict[str, str]) -> BreakdownPage:
+    """`GET /v1/metrics?breakdown=…` for the range as tables, one per period; at season
+    granularity the periods are peak (May-October) and off-peak."""
+    start, end = parse_range(params)
+    dimension = params.get("dimension") or "channel"
+    granularity = params.get("granularity") or "season"
+    answer = metrics_api.get_metrics(
+        principal,
+        {"from": start.isoformat(), "to": end.isoformat(), "granularity": granularity,
+         "breakdown": "country" if dimension == "region" else dimension},
+    )  # fmt: skip
+    tables = []
+    columns: dict[str, None] = {}
+    for period in answer["periods"]:
+        found = period["metrics"].get("breakdown", {})
+        flat: dict[str, dict[str, str]] = {}
+        for key, value in found.items():
+            if dimension == "region":
+                for region, events in value.get("regions", {}).items():
+                    flat[f"{key} / {region}"] = {"events": str(events)}
+            elif dimension == "country":
+                flat[key] = _flatten({k: v for k, v in value.items() if k != "regions"})
+            else:
+                flat[key] = _flatten(value)
+        for cells in flat.values():
+            columns.update(dict.fromkeys(cells))
+        tables.append((period["period"], flat))
+    names = list(columns)
+    periods = [
+        (label, [(row, [cells.get(c, "0") for c in names]) for row, cells in sorted(flat.items())])
+        for label, flat in tables
+    ]
+    features = sorted({f for p in answer["periods"] for f in p["metrics"]["feature_adoption"]})
+    adoption = [
+        (
+            feature,
+            [
+                _share(p["metrics"]["feature_adoption"].get(feature, {}).get("value"))
+                for p in answer["periods"]
+            ],
+        )
+        for feature in features
+    ]
+    return BreakdownPage(start, end, dimension, granularity, names, periods, adoption)
+
+
+def _share(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"

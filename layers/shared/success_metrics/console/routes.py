@@ -20,6 +20,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/console/metrics"): web.metrics,
     ("GET", "/console/metrics.csv"): web.metrics_csv,
     ("GET", "/console/cohorts"): web.cohorts,
+    ("GET", "/console/breakdowns"): web.breakdowns,
     ("GET", "/console/static/{name}"): web.static,
     ("GET", "/console/exports"): web.exports_list,
     ("POST", "/console/exports"): web.exports_create,

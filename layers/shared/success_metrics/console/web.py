@@ -259,6 +259,18 @@ def metrics(request: Request) -> Reply:
     )
 
 
+def breakdowns(request: Request) -> Reply:
+    return _page(
+        request,
+        "breakdowns.html",
+        "metrics",
+        pages.breakdowns,
+        title="Breakdowns",
+        dimensions=pages.DIMENSIONS,
+        granularities=pages.GRANULARITIES,
+    )
+
+
 def cohorts(request: Request) -> Reply:
     return _page(request, "cohorts.html", "metrics", pages.cohorts, title="Cohorts and funnel")
 
