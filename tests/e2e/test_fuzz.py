@@ -48,6 +48,14 @@ from success_metrics.routes import ROUTES
 from tests.e2e.conftest import RunningStack
 
 EXAMPLES = int(os.environ.get("SM_FUZZ_EXAMPLES", "15"))
+# Hostile-input tests: twice the budget, reproducible, no example database.
+HOSTILE = settings(
+    max_examples=EXAMPLES * 2,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -395,13 +403,7 @@ def test_hostile_input_in_any_part_of_a_request_is_a_4xx_problem(
         case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
         mutation=mutations(route),
     )
-    @settings(
-        max_examples=EXAMPLES * 2,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @HOSTILE
     def exercise(case: Any, mutation: tuple[str, Any]) -> None:
         response = send_hostile(stack, http, fuzz_org, route, case, mutation)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
@@ -473,13 +475,7 @@ def test_hostile_input_to_any_console_route_is_a_page_never_a_5xx_or_a_script(
         raw=st.one_of(st.none(), hostile_bodies),
         with_csrf=st.booleans(),
     )
-    @settings(
-        max_examples=EXAMPLES * 2,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @HOSTILE
     def exercise(
         params: dict[str, str],
         query: dict[str, str],
