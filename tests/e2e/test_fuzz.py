@@ -455,10 +455,14 @@ def console_cookie(stack: RunningStack, http: httpx.Client, fuzz_org: dict[str, 
 def test_hostile_input_to_any_console_route_is_a_page_never_a_5xx_or_a_script(
     stack: RunningStack, console_cookie: str, method: str, pattern: str
 ) -> None:
-    client = httpx.Client(
+    with httpx.Client(
         timeout=60, follow_redirects=False, cookies={"sm_console": console_cookie}
-    )
-    page = client.get(f"{stack.api_url}/console/settings")
+    ) as client:
+        _fuzz_console_route(stack.api_url, client, method, pattern)
+
+
+def _fuzz_console_route(api_url: str, client: httpx.Client, method: str, pattern: str) -> None:
+    page = client.get(f"{api_url}/console/settings")
     token = CONSOLE_CSRF.search(page.text)
     assert token, page.text[:300]
     statuses: dict[int, int] = {}
@@ -487,7 +491,7 @@ def test_hostile_input_to_any_console_route_is_a_page_never_a_5xx_or_a_script(
             name: quote(params.get(name) or "x", safe="")
             for name in re.findall(r"{(\w+)}", pattern)
         }
-        url = f"{stack.api_url}{pattern.format(**values)}"
+        url = f"{api_url}{pattern.format(**values)}"
         if method == "GET":
             response = client.get(url, params=query)
         elif raw is not None:
@@ -507,6 +511,5 @@ def test_hostile_input_to_any_console_route_is_a_page_never_a_5xx_or_a_script(
             assert "default-src 'none'" in policy
             assert "'unsafe-inline'" not in policy
 
-    with client:
-        exercise()
+    exercise()
     assert statuses, "no request was made"
