@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from success_metrics import dead_letters
 from success_metrics.gdpr import erasure
 from success_metrics.observability import logger, metrics, traced
 
@@ -14,6 +15,7 @@ from success_metrics.observability import logger, metrics, traced
 @logger.inject_lambda_context
 @metrics.log_metrics
 @traced
+@dead_letters.recorded("gdpr")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = []
     for record in event["Records"]:
@@ -24,12 +26,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             outcome = erasure.work(
                 body["org_id"], body["erasure_id"], context.get_remaining_time_in_millis, attempt
             )
-        except Exception:
+        except Exception as error:
+            dead_letters.failed(record["messageId"], error)
             logger.exception("erasure work failed; SQS will redeliver it")
             failures.append({"itemIdentifier": record["messageId"]})
             continue
         logger.info("erasure work", extra={"outcome": outcome})
         if outcome == "waiting":
             # A platform keeps failing: the job comes back after the visibility timeout.
+            dead_letters.failed(record["messageId"], "a platform kept failing the erasure")
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

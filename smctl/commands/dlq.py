@@ -97,10 +97,13 @@ def replay(queue: str, most: int) -> None:
         if not got:
             break
         for message in got:
+            attributes = dict(message.get("MessageAttributes", {}))
+            # the consumers key work on the first message's id: a replay does it once
+            attributes.setdefault(
+                "replay_of", {"DataType": "String", "StringValue": message["MessageId"]}
+            )
             sqs.send_message(
-                QueueUrl=source,
-                MessageBody=message["Body"],
-                MessageAttributes=message.get("MessageAttributes", {}),
+                QueueUrl=source, MessageBody=message["Body"], MessageAttributes=attributes
             )
             sqs.delete_message(QueueUrl=dead, ReceiptHandle=message["ReceiptHandle"])
             moved += 1

@@ -4,6 +4,7 @@ CSRF, scopes, tenant isolation, escaping and the security headers of every page.
 from __future__ import annotations
 
 import gzip
+import json
 import time
 from typing import Any
 
@@ -21,6 +22,9 @@ PAGES = (
     "/console/metrics?metric=mrr_end&granularity=month&from=2026-01-01&to=2026-06-30",
     "/console/exports",
     "/console/deliveries",
+    "/console/deliveries?status=failed&dest_id=hooks&since=2026-06-01&until=2026-06-30",
+    "/console/dead-letters",
+    "/console/dead-letters?queue=delivery",
     "/console/privacy",
     "/console/settings",
     "/console/live",
@@ -358,3 +362,155 @@ def test_destinations_are_added_and_edited_with_write_only_secrets(
     hijack = theirs.post("/console/destinations/crm", {"url": f"{sink.url}/x", "csrf": token})
     assert hijack.status == 404
     assert destinations.get(org.org_id, "crm").name == "CRM (EU)"
+
+
+def _dead_letter(stack: Stack, org_id: str, queue: str = "sync") -> str:
+    """One message of `org_id` failing its last receive in the real consumer."""
+    from tests.support.dead_letters import failing_body, receive_until_dead
+
+    receive_until_dead(stack, queue, failing_body(queue, org_id))
+    from success_metrics import dead_letters
+
+    (letter,) = [d for d in dead_letters.listing(org_id)["dead_letters"] if d["queue"] == queue]
+    return str(letter["message_id"])
+
+
+def test_dead_letters_are_the_organizations_own_and_replayed_once(
+    stack: Stack, handler: Any, org: CreatedOrganization, other_org: CreatedOrganization
+) -> None:
+    from success_metrics import aws
+
+    message_id = _dead_letter(stack, org.org_id)
+    _dead_letter(stack, org.org_id, "gdpr")
+    mine, theirs = Console(handler), Console(handler)
+    mine.sign_in(org.api_key)
+    theirs.sign_in(other_org.api_key)
+    page = mine.get("/console/dead-letters")
+    assert message_id in page.body
+    assert 'data-queue="sync"' in page.body
+    assert "Replay all 1" in page.body
+    assert "events that are not a list" not in page.body  # the body itself is never shown
+    only = mine.get("/console/dead-letters?queue=gdpr")
+    assert message_id not in only.body
+    empty = theirs.get("/console/dead-letters")
+    assert message_id not in empty.body
+    assert "No dead letters" in empty.body
+    # another organization's session cannot replay it, not even knowing its id
+    refused = theirs.act("/console/dead-letters", f"/console/dead-letters/sync/{message_id}/replay")
+    assert refused.status == 404, refused.body
+    assert "Replay all" not in theirs.get("/console/dead-letters").body
+    # a metrics:read key sees no dead letters at all
+    reader = Console(handler)
+    reader.sign_in(key_of(org, Scope.METRICS_READ))
+    assert reader.get("/console/dead-letters").status == 403
+
+    done = mine.act("/console/dead-letters", f"/console/dead-letters/sync/{message_id}/replay")
+    assert done.status == 303
+    assert "sent+to+the+sync+queue+again" in done.location
+    again = mine.act("/console/dead-letters", f"/console/dead-letters/sync/{message_id}/replay")
+    assert again.status == 409
+    assert "already replayed" in again.body
+    sync_url = stack.physical["SyncQueue"]["Ref"]
+    got = aws.sqs().receive_message(QueueUrl=sync_url, MessageAttributeNames=["All"])["Messages"]
+    assert [m["MessageAttributes"]["replay_of"]["StringValue"] for m in got] == [message_id]
+    after = mine.get("/console/dead-letters")
+    assert "replayed" in after.body
+    assert "Replay all 1" in after.body
+    bulk = mine.act("/console/dead-letters", "/console/dead-letters/gdpr/replay")
+    assert bulk.status == 303
+    assert "1+message" in bulk.location
+    bad = mine.act("/console/dead-letters", "/console/dead-letters/alarms/replay")
+    assert bad.status == 400
+    assert "queue is one of" in bad.body
+
+
+def test_a_delivery_shows_its_attempts_and_the_log_filters_by_destination_and_time(
+    stack: Stack, handler: Any, org: CreatedOrganization, other_org: CreatedOrganization
+) -> None:
+    from success_metrics.sync import delivery_log
+
+    for n, (dest_id, at_code) in enumerate([("hooks", 503), ("hooks", 200), ("mixpanel", 200)]):
+        for attempt in (1, 2) if at_code == 503 else (1,):
+            delivery_log.record_attempt(
+                org.org_id, f"dlv_{n}", dest_id=dest_id, kind="webhook", attempt=attempt,
+                status="failed" if at_code == 503 else "succeeded", status_code=at_code,
+                latency_ms=12.5 * attempt, event_ids=["e1"],
+                error="HTTP 503: upstream down" if at_code == 503 else None,
+                payload={"org_id": org.org_id, "dest_id": dest_id, "delivery_id": f"dlv_{n}"},
+            )  # fmt: skip
+    console = Console(handler)
+    console.sign_in(org.api_key)
+    detail = console.get("/console/deliveries/dlv_0")
+    assert detail.status == 200
+    assert detail.body.count("data-attempt=") == 2
+    assert "HTTP 503: upstream down" in detail.body
+    assert "25.0 ms" in detail.body
+    assert "Retry" in detail.body  # failed: it can be retried from here
+    listing = console.get("/console/deliveries?dest_id=mixpanel")
+    assert "dlv_2" in listing.body
+    assert "dlv_0" not in listing.body
+    assert "dlv_1" in console.get("/console/deliveries?since=2026-01-01").body
+    assert "dlv_1" not in console.get("/console/deliveries?until=2025-12-31").body
+    wrong = console.get("/console/deliveries?since=yesterday")
+    assert wrong.status == 400
+    assert "ISO 8601" in wrong.body
+    other = Console(handler)
+    other.sign_in(other_org.api_key)
+    assert other.get("/console/deliveries/dlv_0").status == 404
+
+
+def test_recovering_everything_failed_since_is_a_job_the_page_follows(
+    stack: Stack, handler: Any, org: CreatedOrganization
+) -> None:
+    from success_metrics.sync import delivery_log
+
+    delivery_log.record_attempt(
+        org.org_id, "dlv_x", dest_id="hooks", kind="webhook", attempt=8, status="dead_lettered",
+        status_code=503, latency_ms=3.0, event_ids=["e1"], error="HTTP 503",
+        payload={"org_id": org.org_id, "dest_id": "hooks", "delivery_id": "dlv_x",
+                 "events": [{"id": "e1"}]},
+    )  # fmt: skip
+    console = Console(handler)
+    console.sign_in(org.api_key)
+    missing = console.act("/console/deliveries", "/console/deliveries/recover", {"since": ""})
+    assert missing.status == 400
+    assert "since is required" in missing.body
+    unknown = console.act(
+        "/console/deliveries", "/console/deliveries/recover",
+        {"since": "2026-01-01", "dest_id": "nowhere"},
+    )  # fmt: skip
+    assert unknown.status == 404
+    started = console.act(
+        "/console/deliveries", "/console/deliveries/recover", {"since": "2026-01-01"}
+    )
+    assert started.status == 303
+    assert "recovery+rec_" in started.location
+    page = console.get("/console/deliveries")
+    assert "data-recovery=" in page.body
+    assert ">queued<" in page.body
+    assert '<meta http-equiv="refresh"' in page.body  # followed while it runs
+    twice = console.act(
+        "/console/deliveries", "/console/deliveries/recover", {"since": "2026-02-01"}
+    )
+    assert twice.status == 409
+    assert "still running" in twice.body
+    # the delivery worker runs the job: the dead-lettered delivery is queued again
+    from platform_sync import app
+
+    from devstack.lambda_events import LambdaContext, sqs_record
+    from success_metrics import aws
+
+    url, arn = stack.physical["DeliveryQueue"]["Ref"], stack.physical["DeliveryQueue"]["Arn"]
+    (job,) = aws.sqs().receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]
+    record = sqs_record(arn, job["MessageId"], job["ReceiptHandle"], job["Body"],
+                        attributes=job["Attributes"])  # fmt: skip
+    answer = app.lambda_handler({"Records": [record]}, LambdaContext("PlatformSyncFunction", 120))
+    assert answer == {"batchItemFailures": []}
+    page = console.get("/console/deliveries")
+    assert ">done<" in page.body
+    assert '<meta http-equiv="refresh"' not in page.body
+    assert '<td class="num found">1</td>' in page.body
+    assert '<td class="num queued">1</td>' in page.body
+    assert delivery_log.summary(org.org_id, "dlv_x")["status"] == "pending"  # type: ignore[index]
+    queued = aws.sqs().receive_message(QueueUrl=url)["Messages"]
+    assert [json.loads(m["Body"])["delivery_id"] for m in queued] == ["dlv_x"]

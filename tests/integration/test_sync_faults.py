@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from devstack import iam
+from devstack.lambda_events import LambdaContext, sqs_record
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
 from smctl import app as cli
 from smctl.commands.dlq import dead_letter_url
-from success_metrics import aws, caches
+from success_metrics import aws, caches, dead_letters
 from success_metrics.models.organizations import CreatedOrganization
-from success_metrics.sync import platforms, router, worker
+from success_metrics.sync import delivery_log, platforms, recovery, worker
 from tests.support import forwardable, post_events
 from tests.support.sync import configure
 
@@ -58,41 +58,48 @@ def season_of_events(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def pump(stack: Stack, *, rounds: int = 60) -> None:
-    """Run router and worker like Lambda would until the queues are empty (bounded)."""
+    """Run router and worker as Lambda would (their handlers, batches of 10, partial batch
+    failures back to the queue at once) until the queues are empty (bounded)."""
+    from platform_sync import app as delivery_app
+    from sync_router import app as router_app
+
     sqs = aws.sqs()
-    sync_url = stack.physical["SyncQueue"]["Ref"]
-    delivery_url = stack.physical["DeliveryQueue"]["Ref"]
-    while got := sqs.receive_message(QueueUrl=sync_url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in got:
-            with iam.acting_as("SyncRouterFunction"):
-                router.route(m["MessageId"], json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=sync_url, ReceiptHandle=m["ReceiptHandle"])
+    consumers = (
+        ("SyncQueue", router_app.lambda_handler, "SyncRouterFunction"),
+        ("DeliveryQueue", delivery_app.lambda_handler, "PlatformSyncFunction"),
+    )
     for _ in range(rounds):
-        got = sqs.receive_message(
-            QueueUrl=delivery_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=30,
-            AttributeNames=["All"],
-        ).get("Messages", [])
-        if not got:
-            return
-        batch = [
-            worker.Delivery(
-                m["MessageId"],
-                int(m["Attributes"]["ApproximateReceiveCount"]),
-                json.loads(m["Body"]),
-            )
-            for m in got
-        ]
-        with iam.acting_as("PlatformSyncFunction"):
-            retry = worker.deliver(batch, time.time())
-        for m in got:
-            if m["MessageId"] in retry:  # partial batch failure: back to the queue now
-                sqs.change_message_visibility(
-                    QueueUrl=delivery_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+        busy = False
+        for queue, handler, function in consumers:
+            url, arn = stack.physical[queue]["Ref"], stack.physical[queue]["Arn"]
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not got:
+                continue
+            busy = True
+            records = [
+                sqs_record(
+                    arn, m["MessageId"], m["ReceiptHandle"], m["Body"],
+                    attributes=m.get("Attributes"), message_attributes=m.get("MessageAttributes"),
                 )
-            else:
-                sqs.delete_message(QueueUrl=delivery_url, ReceiptHandle=m["ReceiptHandle"])
+                for m in got
+            ]  # fmt: skip
+            answer = handler({"Records": records}, LambdaContext(function, 120))
+            retry = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+            for m in got:
+                if m["MessageId"] in retry:  # partial batch failure: back to the queue now
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
+                else:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if not busy:
+            return
     raise AssertionError("deliveries did not settle")
 
 
@@ -203,6 +210,16 @@ def test_full_outage_opens_the_breaker_dead_letters_and_a_replay_delivers_the_re
     assert cli.main(["dlq", "list", "--no-local", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["approximate"] == 3
+    # the tenant sees its three, each with the delivery it carried, left dead-lettered
+    mine = dead_letters.listing(org.org_id)
+    assert mine["counts"]["delivery"] == 3
+    letters = mine["dead_letters"]
+    assert {d["message_id"] for d in letters} == {m["message_id"] for m in listed["sample"]}
+    assert all(d["reason"] for d in letters), letters
+    for letter in letters:
+        delivery = delivery_log.summary(org.org_id, letter["carried"]["delivery_id"])
+        assert delivery is not None
+        assert delivery["status"] == "dead_lettered", (letter, delivery)
     assert any(
         "circuit breaker is open" in json.loads(r["body"])["text"]
         for r in sink.requests("/services/")
@@ -231,3 +248,68 @@ def test_full_outage_opens_the_breaker_dead_letters_and_a_replay_delivers_the_re
     assert sorted(delivered) == sorted(wanted)
     assert aws.sqs().receive_message(QueueUrl=dlq).get("Messages") is None
     assert breaker_state(org.org_id, "hooks") == "CLOSED"  # closed again after the recovery
+
+
+@pytest.mark.parametrize("how", ["tenant replays its dead letters", "recovery job"])
+def test_after_an_outage_the_tenant_recovers_every_event_once_without_the_operator(
+    stack: Stack,
+    org: CreatedOrganization,
+    webhook_handler: Any,
+    admin_handler: Any,
+    authorizer_handler: Any,
+    sink: Sink,
+    fast_retries: None,
+    capsys: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    from success_metrics.stores import organizations
+
+    organizations.set_limits(org.org_id, requests_per_hour=10_000, events_per_hour=1_000_000)
+    configure(admin_handler, authorizer_handler, org, sink)
+    events = season_of_events(200, 4)
+    sink.set_fault(Fault(status=503, rate=1.0, path_prefix="/webhooks/", retry_after=0))
+    started = int(time.time())
+    for start in range(0, 200, 100):
+        post_events(
+            webhook_handler, org.org_id, org.webhook_secret, {"events": events[start : start + 100]}
+        )
+    for _ in range(12):
+        with contextlib.suppress(AssertionError):
+            pump(stack, rounds=30)
+        time.sleep(1.1)
+    assert dead_letters.listing(org.org_id)["counts"]["delivery"] == 2
+    sink.set_fault(None)
+
+    if how == "recovery job":
+        job = recovery.start(org.org_id, org.key_id, started, "hooks")
+        with pytest.raises(Exception, match="still running"):  # one at a time
+            recovery.start(org.org_id, org.key_id, started, None)
+        pump(stack)
+        done = recovery.get(org.org_id, job["recovery_id"])
+        assert done["status"] == "done", done
+        assert (done["found"], done["queued"], done["skipped"]) == (2, 2, {})
+    else:
+        assert dead_letters.replay_all(org.org_id, "delivery") == 2
+        pump(stack)
+    # and then the operator replays the shared queue's copies too: nothing is sent twice
+    capsys.readouterr()
+    assert cli.main(["dlq", "replay", "--no-local", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["replayed"] == 2
+    pump(stack)
+
+    delivered = Counter(
+        e["id"]
+        for r in sink.requests("/webhooks/")
+        if r["status"] == 200
+        for e in json.loads(r["body"])["events"]
+    )
+    consented = forwardable(events)
+    wanted = {
+        e["id"]
+        for e in events
+        if e["type"].startswith(("supplier.", "payment.")) and e["id"] in consented
+    }
+    assert set(delivered) == wanted
+    assert set(delivered.values()) == {1}
+    statuses = {d["status"] for d in delivery_log.list_deliveries(org.org_id, None, 1000)}
+    assert "dead_lettered" not in statuses

@@ -187,3 +187,28 @@ def test_the_rehearsal_fails_a_role_that_lost_a_statement_or_gained_one(tmp_path
     ), found
     assert any("grants s3:PutObjectAcl, which nothing may have" in p for p in found), found
     assert any("no recorded call needs" in p and "s3:PutObjectAcl" in p for p in found), found
+
+
+def test_the_consumers_know_each_queue_s_last_receive(template: dict[str, Any]) -> None:
+    """`dead_letters.MAX_RECEIVES` is each tenant queue's maxReceiveCount, and every function
+    consuming a tenant queue records its dead letters for that queue's kind."""
+    from success_metrics import dead_letters
+
+    resources = template["Resources"]
+    queues = {"sync": "SyncQueue", "delivery": "DeliveryQueue", "metrics": "MetricsQueue",
+              "export": "ExportQueue", "gdpr": "GdprQueue"}  # fmt: skip
+    assert set(queues) == set(dead_letters.QUEUES)
+    for kind, queue in queues.items():
+        policy = resources[queue]["Properties"]["RedrivePolicy"]
+        assert dead_letters.MAX_RECEIVES[kind] == policy["maxReceiveCount"], kind
+    consumers = {
+        event["Properties"]["Queue"]["Fn::GetAtt"][0]: resource["Properties"]["CodeUri"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS"
+    }
+    for kind, queue in queues.items():
+        code = (TEMPLATE.parent / consumers[queue] / "app.py").read_text()
+        assert f'"{kind}"' in code, (queue, consumers[queue])
+        assert "dead_letters" in code, (queue, consumers[queue])

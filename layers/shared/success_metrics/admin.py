@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from success_metrics import audit, sync_queue
-from success_metrics.errors import ValidationFailedError
+from success_metrics.errors import NotFoundError, ValidationFailedError
 from success_metrics.http import Principal, parse_model
 from success_metrics.models.destinations import DestinationRequest
 from success_metrics.models.organizations import (
@@ -128,7 +129,8 @@ def delete_destination(caller: Principal, dest_id: str) -> None:
 
 
 DELIVERY_STATES = (
-    "pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"
+    "pending", "succeeded", "partial", "failed", "skipped", "retrying", "dead_lettered",
+    "withheld",
 )  # fmt: skip
 
 
@@ -138,7 +140,7 @@ def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]
     `event_id`, where one event stands at each destination."""
 
     caller.require(Scope.CONFIG_WRITE)
-    unknown = set(params) - {"status", "event_id", "limit", "cursor"}
+    unknown = set(params) - {"status", "event_id", "limit", "cursor", "dest_id", "since", "until"}
     if unknown:
         raise ValidationFailedError(f"unknown query parameters: {', '.join(sorted(unknown))}")
     status = params.get("status")
@@ -155,12 +157,55 @@ def list_deliveries(caller: Principal, params: dict[str, str]) -> dict[str, Any]
         raise ValidationFailedError("limit is a whole number from 1 to 1000") from exc
     if not 1 <= limit <= 1000:
         raise ValidationFailedError("limit is a whole number from 1 to 1000")
-    page = delivery_log.list_page(caller.org_id, status, limit, params.get("cursor"))
+    since = moment("since", params["since"]) if params.get("since") else None
+    until = moment("until", params["until"], end_of_day=True) if params.get("until") else None
+    if since is not None and until is not None and since > until:
+        raise ValidationFailedError("since is after until")
+    page = delivery_log.list_page(
+        caller.org_id,
+        status,
+        limit,
+        params.get("cursor"),
+        dest_id=params.get("dest_id") or None,
+        since=since,
+        until=until,
+    )
     following = None
     if page.cursor is not None:
-        query = {k: v for k, v in (("status", status), ("limit", str(limit))) if v}
+        names = ("status", "dest_id", "since", "until")
+        query = {k: params[k] for k in names if params.get(k)} | {"limit": str(limit)}
         following = "/v1/deliveries?" + urlencode({**query, "cursor": page.cursor})
     return {"deliveries": page.summaries, "next_cursor": page.cursor, "next": following}
+
+
+def moment(name: str, value: str, end_of_day: bool = False) -> int:
+    """An ISO 8601 date or time (UTC unless it says otherwise) as epoch seconds; a bare date
+    is its first second, or its last with `end_of_day`."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailedError(
+            f"{name} is an ISO 8601 date or time, e.g. 2026-06-01 or 2026-06-01T09:30"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if not 2000 <= parsed.year <= 2200:
+        raise ValidationFailedError(f"{name} is a time between the years 2000 and 2200")
+    seconds = int(parsed.timestamp())
+    if end_of_day and len(text) == 10:
+        seconds += 86399
+    return seconds
+
+
+def get_delivery(caller: Principal, delivery_id: str) -> dict[str, Any]:
+    """One delivery's summary (without its payload) and every attempt."""
+    caller.require(Scope.CONFIG_WRITE)
+    found = delivery_log.summary(caller.org_id, delivery_id)
+    if found is None:
+        raise NotFoundError(f"delivery {delivery_id} does not exist")
+    found.pop("payload", None)
+    return {**found, "attempts_log": delivery_log.attempts(caller.org_id, delivery_id)}
 
 
 def retry_delivery(caller: Principal, delivery_id: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The Lambda handler of an SQS consumer that reports partial batch failures: each record goes
-to `record_handler`; a record that raises comes back (then to the dead-letter queue), the
-others are deleted. Logged, measured and traced like every handler."""
+to `record_handler`; a record that raises comes back (then to the dead-letter queue, recorded
+for its organization when `queue` names a tenant's queue: `dead_letters`), the others are
+deleted. Logged, measured and traced like every handler."""
 
 from __future__ import annotations
 
@@ -14,23 +15,29 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from success_metrics import dead_letters
 from success_metrics.observability import logger, metrics, traced
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def handler(record_handler: Callable[[SQSRecord], None]) -> Handler:
+def handler(record_handler: Callable[[SQSRecord], None], queue: str | None = None) -> Handler:
     processor = BatchProcessor(event_type=EventType.SQS)
 
-    @logger.inject_lambda_context
-    @metrics.log_metrics
-    @traced
+    def handle(record: SQSRecord) -> None:
+        try:
+            record_handler(record)
+        except Exception as error:
+            dead_letters.failed(record.message_id, error)
+            raise
+
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         answer: dict[str, Any] = dict(
             process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
+                event=event, record_handler=handle, processor=processor, context=context
             )
         )
         return answer
 
-    return lambda_handler
+    recorded = lambda_handler if queue is None else dead_letters.recorded(queue)(lambda_handler)
+    return logger.inject_lambda_context(metrics.log_metrics(traced(recorded)))

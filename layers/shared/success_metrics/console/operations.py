@@ -12,14 +12,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from success_metrics import admin, clock
+from success_metrics import admin, clock, dead_letters
 from success_metrics.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from success_metrics.exports import api as exports
 from success_metrics.exports.models import Compression, Dataset, Format
 from success_metrics.gdpr import erasure
 from success_metrics.http import Principal
 from success_metrics.models.organizations import ALL_SCOPES, AlertRule, Scope
-from success_metrics.stores import consent, export_jobs, organizations
+from success_metrics.stores import consent, destinations, export_jobs, organizations
+from success_metrics.sync import recovery
 
 DATASETS = [d.value for d in Dataset if d is not Dataset.ACCESS]
 FORMATS = [f.value for f in Format]
@@ -38,6 +39,13 @@ def when_ts(epoch: float | None) -> str:
     if not epoch:
         return ""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_ts(epoch: float | None) -> str:
+    """Epoch seconds as the ISO time a `<time datetime>` carries."""
+    if not epoch:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -89,23 +97,96 @@ def download_url(principal: Principal, export_id: str) -> str:
 @dataclass
 class DeliveriesPage:
     deliveries: list[dict[str, Any]]
-    status: str
+    filters: dict[str, str]
     event_id: str
     next_cursor: str | None
+    destinations: list[str]
+    recoveries: list[dict[str, Any]]
+
+    @property
+    def status(self) -> str:
+        return self.filters.get("status", "")
+
+    @property
+    def recovering(self) -> bool:
+        return any(r["status"] in recovery.RUNNING for r in self.recoveries)
+
+
+DELIVERY_FILTERS = ("status", "dest_id", "since", "until")
 
 
 def deliveries_page(principal: Principal, params: dict[str, str]) -> DeliveriesPage:
-    query = {k: v for k, v in params.items() if k in ("status", "cursor") and v}
+    principal.require(Scope.CONFIG_WRITE)
+    filters = {k: params[k].strip() for k in DELIVERY_FILTERS if params.get(k, "").strip()}
+    dests = sorted(d.dest_id for d in destinations.list_all(principal.org_id))
+    recent = recovery.recent(principal.org_id)
     event_id = params.get("event_id", "").strip()
     if event_id:
         found = admin.list_deliveries(principal, {"event_id": event_id})
-        return DeliveriesPage(found["destinations"], "", event_id, None)
-    found = admin.list_deliveries(principal, {**query, "limit": "50"})
-    return DeliveriesPage(found["deliveries"], query.get("status", ""), "", found["next_cursor"])
+        return DeliveriesPage(found["destinations"], {}, event_id, None, dests, recent)
+    query = {**filters, "limit": "50"}
+    if params.get("cursor"):
+        query["cursor"] = params["cursor"]
+    found = admin.list_deliveries(principal, query)
+    return DeliveriesPage(found["deliveries"], filters, "", found["next_cursor"], dests, recent)
+
+
+def delivery_page(principal: Principal, delivery_id: str) -> dict[str, Any]:
+    return admin.get_delivery(principal, delivery_id)
+
+
+def start_recovery(principal: Principal, form: dict[str, str]) -> str:
+    """Queue "retry everything that failed since …" (optionally for one destination)."""
+    principal.require(Scope.CONFIG_WRITE)
+    since_text = form.get("since", "").strip()
+    if not since_text:
+        raise ValidationFailedError("since is required: the deliveries failed at or after it")
+    since = admin.moment("since", since_text)
+    dest_id = form.get("dest_id", "").strip() or None
+    if dest_id is not None:
+        destinations.get(principal.org_id, dest_id)  # NotFoundError when it does not exist
+    job = recovery.start(principal.org_id, principal.key_id, since, dest_id)
+    return str(job["recovery_id"])
 
 
 def retry_delivery(principal: Principal, delivery_id: str) -> None:
     admin.retry_delivery(principal, delivery_id)
+
+
+QUEUE_LABELS = {
+    "sync": "Routing to destinations",
+    "delivery": "Deliveries",
+    "metrics": "Metrics",
+    "export": "Exports",
+    "gdpr": "Erasures",
+}
+
+
+@dataclass
+class DeadLettersPage:
+    counts: dict[str, int]
+    dead_letters: list[dict[str, Any]]
+    queue: str
+
+
+def dead_letters_page(principal: Principal, params: dict[str, str]) -> DeadLettersPage:
+    principal.require(Scope.CONFIG_WRITE)
+    queue = params.get("queue", "")
+    if queue and queue not in dead_letters.QUEUES:
+        raise ValidationFailedError(f"queue is one of {', '.join(dead_letters.QUEUES)}")
+    found = dead_letters.listing(principal.org_id)
+    listed = [d for d in found["dead_letters"] if not queue or d["queue"] == queue]
+    return DeadLettersPage(found["counts"], listed[:200], queue)
+
+
+def replay_dead_letter(principal: Principal, queue: str, message_id: str) -> None:
+    principal.require(Scope.CONFIG_WRITE)
+    dead_letters.replay(principal.org_id, queue, message_id)
+
+
+def replay_dead_letters(principal: Principal, queue: str) -> int:
+    principal.require(Scope.CONFIG_WRITE)
+    return dead_letters.replay_all(principal.org_id, queue)
 
 
 @dataclass

@@ -106,6 +106,7 @@ def _environment() -> Environment:
     env.globals["asset"] = asset
     env.globals["when"] = operations.when
     env.globals["when_ts"] = operations.when_ts
+    env.globals["iso_ts"] = operations.iso_ts
     return env
 
 
@@ -453,12 +454,59 @@ def deliveries(request: Request) -> Reply:
     )
 
 
+def delivery(request: Request, delivery_id: str) -> Reply:
+    return _page(
+        request,
+        "delivery.html",
+        "deliveries",
+        lambda p, _: operations.delivery_page(p, delivery_id),
+        title="Delivery",
+    )
+
+
+def deliveries_recover(request: Request) -> Reply:
+    form = request.form()
+
+    def do(principal: Principal) -> tuple[str, str]:
+        recovery_id = operations.start_recovery(principal, form)
+        return "/console/deliveries", f"recovery {recovery_id} started"
+
+    return _act(request, "/console/deliveries/recover", do)
+
+
 def deliveries_retry(request: Request, delivery_id: str) -> Reply:
     def do(principal: Principal) -> tuple[str, str]:
         operations.retry_delivery(principal, delivery_id)
         return "/console/deliveries", f"delivery {delivery_id} queued again"
 
     return _act(request, "/console/deliveries/{delivery_id}/retry", do, delivery_id)
+
+
+def dead_letters(request: Request) -> Reply:
+    return _page(
+        request,
+        "dead_letters.html",
+        "dead-letters",
+        operations.dead_letters_page,
+        title="Dead letters",
+        labels=operations.QUEUE_LABELS,
+    )
+
+
+def dead_letter_replay(request: Request, queue: str, message_id: str) -> Reply:
+    def do(principal: Principal) -> tuple[str, str]:
+        operations.replay_dead_letter(principal, queue, message_id)
+        return "/console/dead-letters", f"message {message_id} sent to the {queue} queue again"
+
+    return _act(request, "/console/dead-letters/{queue}/{message_id}/replay", do, message_id)
+
+
+def dead_letters_replay(request: Request, queue: str) -> Reply:
+    def do(principal: Principal) -> tuple[str, str]:
+        count = operations.replay_dead_letters(principal, queue)
+        return "/console/dead-letters", f"{count} message(s) sent to the {queue} queue again"
+
+    return _act(request, "/console/dead-letters/{queue}/replay", do, queue)
 
 
 def privacy(request: Request) -> Reply:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from success_metrics import dead_letters
 from success_metrics.exports.models import ACTIVE, Dataset, Status
 from success_metrics.gdpr import job as job_record
 from success_metrics.gdpr.job import Cursor, Erasure, Subject, SystemProgress, SystemStatus
@@ -268,6 +269,10 @@ def scrub_deliveries(run: Run) -> bool:
     needles = run.needles()
     progress = run.begin("deliveries")
     progress.count += delivery_log.scrub_payloads(
+        run.org.org_id, lambda docs: scrub_docs(docs, identities, needles)
+    )
+    # and the messages the organization's dead letters keep for a replay
+    progress.count += dead_letters.scrub(
         run.org.org_id, lambda docs: scrub_docs(docs, identities, needles)
     )
     run.finish("deliveries")

@@ -9,7 +9,14 @@ Items, every one with an `expires_at` (TTL):
 - one item per attempt: `pk = <org>`, `sk = <delivery id>#<attempt, 3 digits>`, `doc`;
 - one item per event per routing of its message: `pk = <org>#event#<event id>`,
   `sk = <source digest>`, `deliveries` (the delivery ids that carried or withheld it), so one
-  event's deliveries are a `Query` on one key.
+  event's deliveries are a `Query` on one key;
+- one item per dead-lettered message of the organization (`success_metrics.dead_letters`):
+  `pk = <org>#dead`, `sk = <queue kind>#<message id>`, `doc` (JSON: when, receives, why, what it
+  carried, replayed or not) and `body` (the message, gzipped), so a tenant's dead letters are one
+  `Query` on one key, apart from the delivery indexes;
+- one item per recovery job ("retry everything that failed since …", `sync.recovery`):
+  `pk = <org>#recovery`, `sk = <recovery id>` (time-ordered), `doc` (JSON: the job's filter,
+  progress and cursor).
 
 Reads (eventually consistent, 4 KB per read unit, half a unit each): a listing page reads the
 index (keys only, about 100 bytes an item) and then the summaries it lists, `BatchGetItem`; one
@@ -18,6 +25,7 @@ summary is one `GetItem`.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -184,21 +192,38 @@ class DeliveryStore:
         return out
 
     def page(
-        self, org_id: str, status: str | None, limit: int, cursor: str | None, now: int
+        self,
+        org_id: str,
+        status: str | None,
+        limit: int,
+        cursor: str | None,
+        now: int,
+        since: int | None = None,
+        until: int | None = None,
     ) -> Page:
         """Newest first by last attempt: one index page of `limit` keys, then those summaries.
-        Summaries past their expiry (TTL has not removed them yet) are left out of the page."""
+        `since` / `until` (epoch seconds, inclusive) narrow the index range by the last
+        attempt's time. Summaries past their expiry (TTL has not removed them yet) are left out
+        of the page."""
         if status is None:
             index, key_names, condition = BY_TIME, _LISTING_KEYS, "time_pk = :pk"
             value = org_id
         else:
             index, key_names, condition = BY_STATUS, _STATUS_KEYS, "status_pk = :pk"
             value = f"{org_id}#{status}"
+        values: dict[str, Any] = {":pk": value}
+        if since is not None or until is not None:
+            # time_sk is "<at, 10 digits>#<delivery id>": '$' sorts after '#'
+            condition += " AND time_sk BETWEEN :low AND :high"
+            values[":low"] = f"{max(since or 0, 0):010d}#"
+            values[":high"] = (
+                f"{min(until if until is not None else 9_999_999_999, 9_999_999_999):010d}$"
+            )
         query: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": items.serialize({":pk": value}),
+            "ExpressionAttributeValues": items.serialize(values),
             "ScanIndexForward": False,
             "Limit": limit,
         }
@@ -214,6 +239,138 @@ class DeliveryStore:
         listed = [by_id[i][0] for i in ids if i in by_id and by_id[i][1] > now]
         last = answer.get("LastEvaluatedKey")
         return Page(listed, items.encode_cursor(last) if last else None)
+
+    def attempts(self, org_id: str, delivery_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt of one delivery, oldest first (one `Query`)."""
+        found = items.every(
+            self.client,
+            "query",
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=items.serialize(
+                {":pk": org_id, ":prefix": f"{delivery_id}#"}
+            ),
+        )
+        return [json.loads(items.deserialize(item)["doc"]) for item in found]
+
+    # -- dead letters
+
+    def put_dead_letter(self, org_id: str, doc: dict[str, Any], body: str, expires_at: int) -> None:
+        """Record one dead-lettered message (again: a later final failure of the same message
+        replaces the record, its replay state included)."""
+        self.client.put_item(
+            TableName=self.table,
+            Item=items.serialize(
+                {
+                    "pk": f"{org_id}#dead",
+                    "sk": f"{doc['queue']}#{doc['message_id']}",
+                    "doc": json.dumps(doc, separators=(",", ":")),
+                    "body": gzip.compress(body.encode("utf-8"), compresslevel=6),
+                    "expires_at": expires_at,
+                }
+            ),
+        )
+
+    def dead_letters(self, org_id: str, now: int) -> list[dict[str, Any]]:
+        """The organization's dead letters (without bodies), newest first."""
+        found = items.every(
+            self.client,
+            "query",
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=items.serialize({":pk": f"{org_id}#dead"}),
+            ProjectionExpression="doc, expires_at",
+        )
+        docs = [
+            json.loads(values["doc"])
+            for values in map(items.deserialize, found)
+            if int(values.get("expires_at", 0)) > now
+        ]
+        return sorted(docs, key=lambda d: (d["at"], d["message_id"]), reverse=True)
+
+    def dead_letter(
+        self, org_id: str, queue: str, message_id: str
+    ) -> tuple[dict[str, Any], str, int] | None:
+        """(doc, body, expires_at) of one dead letter, or None."""
+        found = self.client.get_item(
+            TableName=self.table,
+            Key=items.serialize({"pk": f"{org_id}#dead", "sk": f"{queue}#{message_id}"}),
+            ConsistentRead=True,
+        ).get("Item")
+        if found is None:
+            return None
+        values = items.deserialize(found)
+        body = gzip.decompress(bytes(values["body"])).decode("utf-8")
+        return json.loads(values["doc"]), body, int(values.get("expires_at", 0))
+
+    def claim_replay(self, org_id: str, doc: dict[str, Any], replayed_at: int) -> bool:
+        """Mark a dead letter replayed unless it already is (two clicks replay once)."""
+        updated = {**doc, "replayed_at": replayed_at}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=items.serialize(
+                    {"pk": f"{org_id}#dead", "sk": f"{doc['queue']}#{doc['message_id']}"}
+                ),
+                UpdateExpression="SET doc = :doc",
+                ConditionExpression="attribute_exists(pk) AND doc = :old",
+                ExpressionAttributeValues=items.serialize(
+                    {
+                        ":doc": json.dumps(updated, separators=(",", ":")),
+                        ":old": json.dumps(doc, separators=(",", ":")),
+                    }
+                ),
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def every_dead_letter(self, org_id: str) -> Iterator[tuple[dict[str, Any], str, int]]:
+        """Every dead letter with its body (GDPR erasure)."""
+        found = items.every(
+            self.client,
+            "query",
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=items.serialize({":pk": f"{org_id}#dead"}),
+        )
+        for values in map(items.deserialize, found):
+            body = gzip.decompress(bytes(values["body"])).decode("utf-8")
+            yield json.loads(values["doc"]), body, int(values.get("expires_at", 0))
+
+    # -- recovery jobs
+
+    def put_recovery(self, org_id: str, doc: dict[str, Any], expires_at: int) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=items.serialize(
+                {
+                    "pk": f"{org_id}#recovery",
+                    "sk": doc["recovery_id"],
+                    "doc": json.dumps(doc, separators=(",", ":")),
+                    "expires_at": expires_at,
+                }
+            ),
+        )
+
+    def recovery(self, org_id: str, recovery_id: str) -> dict[str, Any] | None:
+        found = self.client.get_item(
+            TableName=self.table,
+            Key=items.serialize({"pk": f"{org_id}#recovery", "sk": recovery_id}),
+            ConsistentRead=True,
+        ).get("Item")
+        return None if found is None else dict(json.loads(items.deserialize(found)["doc"]))
+
+    def recoveries(self, org_id: str, limit: int) -> list[dict[str, Any]]:
+        """The newest recovery jobs (one `Query`)."""
+        answer = self.client.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=items.serialize({":pk": f"{org_id}#recovery"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [json.loads(items.deserialize(i)["doc"]) for i in answer.get("Items", [])]
 
     def _links(self, org_id: str, event_id: str) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("query").paginate(

@@ -17,7 +17,9 @@ from success_metrics.stores import organizations
 from success_metrics.stores.deliveries import DeliveryStore, Page
 from success_metrics.sync_queue import pack_events, unpack_events
 
-Status = Literal["pending", "succeeded", "partial", "failed", "skipped", "retrying", "withheld"]
+Status = Literal[
+    "pending", "succeeded", "partial", "failed", "skipped", "retrying", "dead_lettered", "withheld"
+]
 
 
 def store() -> DeliveryStore:
@@ -149,10 +151,37 @@ def link_events(org_id: str, source: str, links: dict[str, list[str]]) -> None:
         store().put_event_links(org_id, source, links, _expiry(org_id))
 
 
-def list_page(org_id: str, status: str | None, limit: int, cursor: str | None) -> Page:
+def list_page(
+    org_id: str,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    *,
+    dest_id: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+) -> Page:
     """One page of summaries (no payloads), newest attempt first: one index query and one
-    batch read whatever the size of the log."""
-    return store().page(org_id, status, limit, cursor, int(time.time()))
+    batch read whatever the size of the log. `since` / `until` narrow the index range by the
+    last attempt's time; `dest_id` filters the summaries read, so a page for one destination
+    may hold fewer than `limit` (index pages are read until one matches or there are no more,
+    at most 20)."""
+    log = store()
+    now = int(time.time())
+    for _ in range(20):
+        page = log.page(org_id, status, limit, cursor, now, since=since, until=until)
+        if dest_id is None:
+            return page
+        matching = [d for d in page.summaries if d.get("dest_id") == dest_id]
+        if matching or page.cursor is None:
+            return Page(matching, page.cursor)
+        cursor = page.cursor
+    return Page([], cursor)
+
+
+def attempts(org_id: str, delivery_id: str) -> list[dict[str, Any]]:
+    """Every attempt of one delivery, oldest first: status code, latency, error."""
+    return sorted(store().attempts(org_id, delivery_id), key=lambda a: int(a.get("attempt", 0)))
 
 
 def list_deliveries(

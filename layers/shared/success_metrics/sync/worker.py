@@ -30,6 +30,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from success_metrics import dead_letters
 from success_metrics.errors import NotFoundError
 from success_metrics.models.destinations import Destination
 from success_metrics.observability import MetricUnit, logger, metrics
@@ -215,6 +216,13 @@ def _record(
     )
 
 
+def _retrying(delivery: Delivery) -> delivery_log.Status:
+    """A delivery failing for now: retried, or dead-lettered after its queue's last receive."""
+    if dead_letters.last_receive("delivery", delivery.receive_count):
+        return "dead_lettered"
+    return "retrying"
+
+
 def _pending(
     dest: Destination, deliveries: list[Delivery]
 ) -> list[tuple[Delivery, dict[str, Any], list[dict[str, Any]]]]:
@@ -266,7 +274,7 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
         skips = {i: skipped[i] for i in ids if i in skipped}
         retryable = [o for o in outcomes if o.retryable]
         status: delivery_log.Status = (
-            "retrying"
+            _retrying(delivery)
             if retryable
             else "failed"
             if failed and not delivered
@@ -290,6 +298,7 @@ def deliver_group(dest: Destination, deliveries: list[Delivery], now: float) -> 
         )
         if retryable:
             retry_ids.add(delivery.message_id)
+            dead_letters.failed(delivery.message_id, retryable[0].error or "still failing")
     metrics.add_metric(name="DeliveryRequests", unit=MetricUnit.Count, value=len(requests))
     outcomes_seen = list(results.values())
     track_health(
@@ -320,7 +329,11 @@ def _deliver_webhooks(
             ),
         )
         status: delivery_log.Status = (
-            "retrying" if outcome.retryable else "failed" if outcome.failed else "succeeded"
+            _retrying(delivery)
+            if outcome.retryable
+            else "failed"
+            if outcome.failed
+            else "succeeded"
         )
         latency = (time.perf_counter() - started) * 1000
         _record(
@@ -335,6 +348,7 @@ def _deliver_webhooks(
         )
         if outcome.retryable:
             retry_ids.add(delivery.message_id)
+            dead_letters.failed(delivery.message_id, outcome.error or f"HTTP {outcome.status}")
         successes |= bool(outcome.delivered)
         failures |= bool(outcome.retryable or outcome.failed)
     track_health(dest, successes, failures, time.time())
@@ -390,4 +404,25 @@ def deliver(deliveries: list[Delivery], now: float) -> set[str]:
         except CircuitBreakerOpenError:
             # The platform is down: the work waits in the queue instead of hammering it.
             retry_ids |= {d.message_id for d in group}
+            _dead_lettered_while_open(dest, group)
     return retry_ids
+
+
+def _dead_lettered_while_open(dest: Destination, group: list[Delivery]) -> None:
+    """Deliveries whose last receive found the breaker open: SQS dead-letters them now, and
+    their summaries say so (an attempt that sent nothing)."""
+    why = "circuit breaker open: not sent (the destination kept failing)"
+    for delivery in group:
+        dead_letters.failed(delivery.message_id, why)
+        if not dead_letters.last_receive("delivery", delivery.receive_count):
+            continue
+        _record(
+            dest,
+            delivery,
+            delivery_log.summary(dest.org_id, delivery.delivery_id) or {},
+            "dead_lettered",
+            platforms.Outcome(None, error=why),
+            0.0,
+            failed={},
+            delivered=[],
+        )
