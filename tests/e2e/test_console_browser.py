@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from devstack.seed import post_signed
 from tests.e2e.conftest import ROOT, RunningStack, demo_season_metrics
-from tests.support.local_stack import sink_requests, wait_until
+from tests.support.local_stack import aws, sink_requests, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / ".local" / "screenshots"
@@ -38,6 +38,7 @@ PAGES = {
     "overview": f"/console/overview?{SEASON}",
     "exports": "/console/exports",
     "deliveries": "/console/deliveries",
+    "dead-letters": "/console/dead-letters",
     "privacy": "/console/privacy",
     "settings": "/console/settings",
     "live": "/console/live",
@@ -596,4 +597,150 @@ def test_breakdowns_show_peak_against_off_peak_as_the_api_counts_them(
     page.select_option("#dimension", "region")
     page.click("button[type=submit] >> text=Show")
     assert page.locator("tr[data-row*=' / ']").count() > 0  # country / region rows
+    assert errors == []
+
+
+def _hook_for(stack: RunningStack, org_id: str, tag: str) -> str:
+    """A webhook destination `hooks` of the organization at the sink; its path."""
+    hook = f"/webhooks/console-{tag}"
+    stack.smctl(
+        "dest", "put", org_id, "hooks", "--settings",
+        json.dumps({"kind": "webhook", "url": f"{stack.sink_url}{hook}"}),
+    )  # fmt: skip
+    return hook
+
+
+def _org_with_a_hook(stack: RunningStack, tag: str) -> tuple[dict[str, Any], str]:
+    created = stack.smctl_json("org", "create", f"Console recovery {tag}")
+    return created, _hook_for(stack, created["org_id"], tag)
+
+
+def _event(tag: str) -> dict[str, Any]:
+    return {
+        "id": f"evt_{tag}",
+        "type": "user.signed_up",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "user_id": f"usr_{tag}",
+        "user_type": "couple",
+        "consent": {"analytics": True, "marketing": True},
+    }
+
+
+def _delivered(stack: RunningStack, hook: str, event_id: str) -> bool:
+    return any(
+        r["path"] == hook and r["status"] == 200 and event_id in r["body"]
+        for r in sink_requests(stack)
+    )
+
+
+def test_a_delivery_shows_its_attempts_and_a_recovery_job_delivers_what_failed_since(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    created, hook = _org_with_a_hook(stack, tag)
+    headers = {"Authorization": f"Bearer {created['api_key']}"}
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60))
+    fault = {"status": 400, "path_prefix": hook}
+    assert http.put(f"{stack.sink_url}/_sink/fault", json=fault).status_code == 200
+    try:
+        event = _event(f"recover_{tag}")
+        answer = post_signed(
+            http, stack.api_url, created["org_id"], created["webhook_secret"], {"events": [event]}
+        )
+        assert answer.status_code == 202, answer.text
+        failed = wait_until(
+            lambda: http.get(
+                f"{stack.api_url}/v1/deliveries?status=failed", headers=headers
+            ).json()["deliveries"],
+            90,
+            "the delivery to fail",
+        )
+    finally:
+        http.delete(f"{stack.sink_url}/_sink/fault")
+    delivery_id = failed[0]["delivery_id"]
+
+    page, errors = new_page(browser)
+    sign_in(page, stack, created["api_key"])
+    page.goto(stack.api_url + "/console/deliveries?dest_id=hooks&status=failed")
+    page.click(f'tr[data-delivery="{delivery_id}"] a')
+    page.wait_for_url(f"**/console/deliveries/{delivery_id}")
+    attempt = page.locator('tr[data-attempt="1"]').inner_text()
+    assert "400" in attempt
+    assert " ms" in attempt
+    page.screenshot(path=str(SHOTS / "delivery-1440.png"), full_page=True)
+
+    page.goto(stack.api_url + "/console/deliveries")
+    page.click("details.recover summary")  # folded while there is no job yet
+    page.fill("#recover_since", since)
+    page.select_option("#recover_dest", "hooks")
+    page.click("details.recover button[type=submit]")
+    page.wait_for_url("**/console/deliveries?done=*")
+    assert "recovery rec_" in page.locator(".done").inner_text()
+    job = page.locator("tr[data-recovery]").first
+    # the page follows the job (it reloads itself while the job runs)
+    wait_until(lambda: job.locator(".status").inner_text() == "done", 90, "the recovery job")
+    assert job.locator(".found").inner_text() == "1"
+    assert job.locator(".queued").inner_text() == "1"
+    wait_until(lambda: _delivered(stack, hook, event["id"]), 90, "the recovered delivery")
+    page.screenshot(path=str(SHOTS / "deliveries-recovery-1440.png"), full_page=True)
+    assert errors == []
+
+
+def test_a_dead_letter_is_replayed_from_its_page_and_then_delivered(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    """The record a consumer writes on a message's last receive (what the integration tests
+    produce through real redrive; here the stack's queues keep the template's 6-minute
+    visibility timeouts) is written for a real stored event that went nowhere: its
+    organization then adds a destination and replays the message from the console."""
+    from success_metrics.stores.deliveries import DeliveryStore
+    from success_metrics.sync_queue import pack
+
+    tag = uuid.uuid4().hex[:8]
+    created = stack.smctl_json("org", "create", f"Console dead letters {tag}")
+    org_id = created["org_id"]
+    event = _event(f"dead_{tag}")
+    answer = post_signed(
+        http, stack.api_url, org_id, created["webhook_secret"], {"events": [event]}
+    )
+    assert answer.status_code == 202, answer.text
+    environment = stack.state["environment"]
+    dynamodb = aws(stack, "dynamodb")
+    stored = wait_until(
+        lambda: dynamodb.get_item(
+            TableName=environment["EVENTS_TABLE"], Key={"pk": {"S": f"{org_id}#{event['id']}"}}
+        ).get("Item"),
+        30,
+        "the stored event",
+    )
+    (body,) = pack(org_id, "wh_replayed", [stored["body"]["S"]])
+    message_id = f"msg-{tag}"
+    now = int(time.time())
+    DeliveryStore(dynamodb, environment["DELIVERIES_TABLE"]).put_dead_letter(
+        org_id,
+        {
+            "queue": "sync", "message_id": message_id, "at": now, "receives": 5,
+            "reason": f'RuntimeError: <script>window.__xss=1</script> {tag}',
+            "carried": {"events": 1, "webhook_id": "wh_replayed"}, "replayed_at": None,
+        },
+        body,
+        now + 3600,
+    )  # fmt: skip
+    hook = _hook_for(stack, org_id, tag)
+
+    page, errors = new_page(browser)
+    sign_in(page, stack, created["api_key"])
+    page.click("nav >> text=Dead letters")
+    page.wait_for_url("**/console/dead-letters")
+    assert page.locator('tr[data-queue="sync"] .count').inner_text() == "1"
+    row = page.locator(f'tr[data-message="{message_id}"]')
+    assert "<script>" in row.inner_text()  # shown as text, never run
+    assert page.evaluate("window.__xss") is None
+    page.screenshot(path=str(SHOTS / "dead-letters-1440.png"), full_page=True)
+    row.get_by_role("button", name="Replay", exact=True).click()
+    page.wait_for_url("**/console/dead-letters?done=*")
+    assert "sent to the sync queue again" in page.locator(".done").inner_text()
+    assert "replayed" in page.locator(f'tr[data-message="{message_id}"] .status').inner_text()
+    assert page.locator('tr[data-queue="sync"] .count').inner_text() == "0"
+    wait_until(lambda: _delivered(stack, hook, event["id"]), 90, "the replayed event")
     assert errors == []
