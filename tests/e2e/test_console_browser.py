@@ -63,12 +63,17 @@ def browser() -> Iterator[Browser]:
 
 
 def new_page(
-    browser: Browser, width: int = 1440, javascript: bool = True, zone: str = "Europe/London"
+    browser: Browser,
+    width: int = 1440,
+    javascript: bool = True,
+    zone: str = "Europe/London",
+    locale: str = "en-GB",
 ) -> tuple[Page, list[str]]:
     context = browser.new_context(
         viewport={"width": width, "height": 740 if width <= 400 else 900},
         java_script_enabled=javascript,
         timezone_id=zone,
+        locale=locale,
     )
     page = context.new_page()
     errors: list[str] = []
@@ -111,15 +116,46 @@ def test_sign_in_by_key_and_the_overview_equals_the_api(
     assert answer["signups"]["total"] > 0
     assert tile(page, "Signups") == f"{answer['signups']['total']:,}"
     assert tile(page, "Trials started") == f"{answer['trials_started']:,}"
+    symbols = {"GBP": "£", "EUR": "€", "USD": "US$"}  # en-GB's Intl currency forms
     for currency, money in answer["money"].items():
-        assert tile(page, f"MRR ({currency})") == f"{float(money['mrr_end']):,.2f} {currency}"
-        assert tile(page, f"Revenue ({currency})") == f"{float(money['revenue']):,.2f} {currency}"
+        for label, name in (("MRR", "mrr_end"), ("Revenue", "revenue")):
+            shown = page.locator(f'[data-metric="{label} ({currency})"] data')
+            assert float(shown.get_attribute("value") or "nan") == float(money[name])
+            assert shown.inner_text() == f"{symbols[currency]}{float(money[name]):,.2f}"
+            assert shown.get_attribute("title") == f"{float(money[name]):,.2f} {currency}"
+    assert errors == []
+
+
+def test_numbers_are_formatted_in_the_viewers_locale(
+    stack: RunningStack, browser: Browser, http: httpx.Client
+) -> None:
+    settled_totals(stack, http)
+    page, errors = new_page(browser, locale="de-DE")
+    sign_in(page, stack)
+    page.goto(
+        stack.api_url
+        + "/console/metrics?metric=revenue&granularity=month&from=2026-05-01&to=2026-10-31"
+    )
+    cells = page.locator("table tbody td data")
+    assert cells.count() > 0
+    for i in range(cells.count()):
+        cell = cells.nth(i)
+        value = float(cell.get_attribute("value") or "nan")
+        currency = cell.get_attribute("data-currency")
+        expected = page.evaluate(
+            "([v, c]) => v.toLocaleString('de-DE', {style: 'currency', currency: c})",
+            [value, currency],
+        )
+        assert cell.inner_text() == expected
+        if value >= 1000:
+            assert "." in expected.split(",")[0]  # German thousands, not English ones
     assert errors == []
 
 
 def test_every_page_fits_360_px_has_no_serious_axe_violation_and_is_photographed(
-    stack: RunningStack, browser: Browser
+    stack: RunningStack, browser: Browser, http: httpx.Client
 ) -> None:
+    settled_totals(stack, http)  # photographed with the demo season in them
     SHOTS.mkdir(parents=True, exist_ok=True)
     axe = Axe()
     found: dict[str, Any] = {}
@@ -592,11 +628,20 @@ def test_breakdowns_show_peak_against_off_peak_as_the_api_counts_them(
         for channel, figures in period["metrics"]["breakdown"].items():
             row = page.locator(f"table[data-period='{period['period']}'] tr[data-row='{channel}']")
             cells = row.locator("th, td").all_inner_texts()
-            assert cells[column] == str(figures["signups"].get("couple", 0)), (period, channel)
+            expected = f"{figures['signups'].get('couple', 0):,}"
+            assert cells[column] == expected, (period, channel)
     assert page.locator("text=Feature adoption").count() == 1
+    # another breakdown without a page reload: the page's state survives, the address follows
+    page.evaluate("window.__same_page = true")
     page.select_option("#dimension", "region")
     page.click("button[type=submit] >> text=Show")
-    assert page.locator("tr[data-row*=' / ']").count() > 0  # country / region rows
+    page.wait_for_selector("tr[data-row*=' / ']")  # country / region rows
+    assert page.evaluate("window.__same_page") is True
+    assert "dimension=region" in page.url
+    page.go_back()  # the channel breakdown again, fetched for the address Back returned to
+    wait_until(lambda: page.locator("tr[data-row*=' / ']").count() == 0, 30, "the channels")
+    assert "dimension=region" not in page.url
+    assert page.evaluate("window.__same_page") is True
     assert errors == []
 
 

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from success_metrics.console import charts
 from success_metrics.errors import ValidationFailedError
 from success_metrics.http import Principal
@@ -92,16 +94,59 @@ def parse_range(params: dict[str, str], today: date | None = None) -> tuple[date
     return start, end
 
 
-def fmt(value: float | None, kind: str, currency: str = "") -> str:
+@dataclass(frozen=True)
+class Num:
+    """A number as the page shows it: `text` (formatted on the server, in English, for every
+    reader and with JavaScript off) inside a `<data value>` element that carries the exact value,
+    its kind and currency, from which the script formats it in the viewer's locale."""
+
+    raw: float | None
+    kind: str
+    currency: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __html__(self) -> str:
+        text = escape(self.text)
+        if self.raw is None:
+            return str(text)
+        return str(
+            Markup('<data value="{}" data-kind="{}" data-currency="{}">{}</data>').format(
+                repr(float(self.raw)), self.kind, self.currency, text
+            )
+        )
+
+
+def fmt(value: float | None, kind: str, currency: str = "") -> Num:
     if value is None:
-        return "n/a"
+        return Num(None, kind, currency, "n/a")
+    value = float(value)
     if kind == "ratio":
-        return f"{value:.1%}" if abs(value) < 10 else f"{value:,.2f}"
-    if kind == "coefficient":
-        return f"{value:,.4f}".rstrip("0").rstrip(".") if value else "0"
-    if kind == "money":
-        return f"{value:,.2f} {currency}".strip()
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+        text = f"{value:.1%}" if abs(value) < 10 else f"{value:,.2f}"
+    elif kind == "coefficient":
+        text = f"{value:,.4f}".rstrip("0").rstrip(".") if value else "0"
+    elif kind == "money":
+        text = f"{value:,.2f} {currency}".strip()
+    else:
+        text = f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+    return Num(value, kind, currency if kind == "money" else "", text)
+
+
+def number(value: Any, kind: str = "count", currency: str = "") -> Any:
+    """`fmt` for a template: numbers and numeric strings become `Num`, anything else
+    (a label, "n/a", a dash) is left as it is."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value.replace(",", ""))
+        except ValueError:
+            return value
+    if isinstance(value, int | float | Decimal):
+        return fmt(float(value), kind, currency)
+    return value
 
 
 def _change(now: float | None, before: float | None) -> str | None:
@@ -119,8 +164,8 @@ def _better(now: float | None, before: float | None, lower_is_better: bool) -> b
 @dataclass
 class Tile:
     label: str
-    value: str
-    previous: str
+    value: Num
+    previous: Num
     change: str | None
     better: bool | None  # whether the change is good news (None: no change to judge)
     sparkline: str
@@ -137,8 +182,8 @@ class Overview:
     previous_start: date
     previous_end: date
     tiles: list[Tile] = field(default_factory=list)
-    seasonal_peak: str = "n/a"
-    seasonal_off_peak: str = "n/a"
+    seasonal_peak: Num = Num(None, "ratio", "", "n/a")
+    seasonal_off_peak: Num = Num(None, "ratio", "", "n/a")
     empty: bool = True
 
 
@@ -195,7 +240,7 @@ class Trend:
     series: dict[str, list[float | None]]
     chart: str
     alt: str
-    rows: list[list[str]]
+    rows: list[list[str | Num]]
     header: list[str]
 
 
@@ -302,7 +347,7 @@ class BreakdownPage:
     granularity: str
     columns: list[str]
     periods: list[tuple[str, list[tuple[str, list[str]]]]]  # (period, [(row, cells)])
-    adoption: list[tuple[str, list[str]]]  # feature adoption share per period, by feature
+    adoption: list[tuple[str, list[Num]]]  # feature adoption share per period, by feature
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
@@ -360,5 +405,5 @@ def breakdowns(principal: Principal, params: dict[str, str]) -> BreakdownPage:
     return BreakdownPage(start, end, dimension, granularity, names, periods, adoption)
 
 
-def _share(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.1%}"
+def _share(value: Any) -> Num:
+    return fmt(None if value is None else float(value), "ratio")

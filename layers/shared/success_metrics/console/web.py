@@ -75,7 +75,7 @@ def security_headers(nonce: str | None = None) -> dict[str, str]:
     script = f"'nonce-{nonce}'" if nonce else "'none'"
     return {
         "Content-Security-Policy": (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             f"script-src {script}; form-action 'self'; frame-ancestors 'none'; "
             "base-uri 'none'"
         ),
@@ -107,6 +107,7 @@ def _environment() -> Environment:
     env.globals["when"] = operations.when
     env.globals["when_ts"] = operations.when_ts
     env.globals["iso_ts"] = operations.iso_ts
+    env.filters["num"] = pages.number
     return env
 
 
