@@ -42,12 +42,13 @@ def main() -> None:
     from devstack import demo
     from devstack.lambda_events import LambdaContext, signed_ingest_event
     from devstack.provision import provision
-    from success_metrics import admin, aws, caches
+    from success_metrics import admin, aws, caches, dead_letters
     from success_metrics.exports import api as exports
     from success_metrics.http import Principal
     from success_metrics.metrics import aggregator
     from success_metrics.metrics import api as metrics_api
-    from success_metrics.stores import organizations
+    from success_metrics.stores import destinations, organizations
+    from success_metrics.sync import recovery
     from tests.support.console import Console
 
     with mock_aws():
@@ -109,7 +110,15 @@ def main() -> None:
             ),
             "deliveries": (
                 "/console/deliveries",
-                lambda: admin.list_deliveries(principal, {"limit": "50"}),
+                lambda: (
+                    admin.list_deliveries(principal, {"limit": "50"}),
+                    destinations.list_all(org.org_id),  # the destination filter's choices
+                    recovery.recent(org.org_id),  # the recovery jobs it follows
+                ),
+            ),
+            "dead-letters": (
+                "/console/dead-letters",
+                lambda: dead_letters.listing(org.org_id),
             ),
             "settings": (
                 "/console/settings",
