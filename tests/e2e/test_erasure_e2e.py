@@ -20,6 +20,7 @@ import httpx
 from devstack.seed import post_signed
 from tests.e2e.conftest import RunningStack
 from tests.support.local_stack import aws, counted_metrics, sink_requests, wait_until
+from tests.support.stored import item_text
 
 # Requests that must name the user: the deletions themselves (and the OAuth token exchange).
 DELETION_PLATFORMS = {"mixpanel_gdpr", "ga4_user_deletion", "google_oauth"}
@@ -50,7 +51,7 @@ def stored_texts(stack: RunningStack) -> Iterator[tuple[str, str]]:
     for table in dynamodb.list_tables()["TableNames"]:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
-                yield table, json.dumps(item)
+                yield table, item_text(item)
     for bucket in s3.list_buckets()["Buckets"]:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"])
         for page in pages:

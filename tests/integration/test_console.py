@@ -419,6 +419,10 @@ def test_dead_letters_are_the_organizations_own_and_replayed_once(
     bulk = mine.act("/console/dead-letters", "/console/dead-letters/gdpr/replay")
     assert bulk.status == 303
     assert "1+message" in bulk.location
+    _dead_letter(stack, org.org_id, "metrics")  # every tenant queue takes a replay
+    metrics = mine.act("/console/dead-letters", "/console/dead-letters/metrics/replay")
+    assert metrics.status == 303
+    assert "1+message" in metrics.location
     bad = mine.act("/console/dead-letters", "/console/dead-letters/alarms/replay")
     assert bad.status == 400
     assert "queue is one of" in bad.body

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from devstack import iam
+from devstack.lambda_events import sqs_record
 from devstack.provision import Stack
 from devstack.sink import Fault, Sink
-from success_metrics import aws
+from success_metrics import aws, dead_letters
 from success_metrics.gdpr import erasure, steps
 from success_metrics.gdpr import job as job_record
 from success_metrics.metrics import aggregator
@@ -25,6 +26,7 @@ from tests.support import post_events
 from tests.support.exports import Exports, drain, run_worker
 from tests.support.gdpr import call_gdpr, decision, erasure_api, get_consent, work
 from tests.support.metrics import metrics_messages
+from tests.support.stored import item_text
 from tests.support.sync import recent_events, run_sync
 
 pytestmark = pytest.mark.usefixtures("fresh_profiles")
@@ -119,7 +121,7 @@ def every_stored_text(stack: Stack) -> Iterator[tuple[str, str]]:
     for logical, resource in stack.template["Resources"].items():
         if resource["Type"] == "AWS::DynamoDB::Table":
             for item in scan_all(stack.physical[logical]["Ref"]):
-                yield logical, json.dumps(item)
+                yield logical, item_text(item)
         elif resource["Type"] == "AWS::S3::Bucket":
             bucket = stack.physical[logical]["Ref"]
             pages = aws.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket)
@@ -180,6 +182,14 @@ def test_an_erased_user_is_gone_everywhere_and_everyone_else_stays(
     )
     assert access.status == 202, access
     run_worker(stack, export_worker.lambda_handler)
+    # and a dead letter of the organization that keeps a message with Ana's events
+    dead = {"org_id": org.org_id, "webhook_id": "wh_dead", "events": ana}
+    record = sqs_record(
+        stack.physical["SyncQueue"]["Arn"], "m-dead", "r-dead", json.dumps(dead),
+        attributes={"ApproximateReceiveCount": str(dead_letters.MAX_RECEIVES["sync"])},
+    )  # fmt: skip
+    with iam.acting_as("SyncRouterFunction"):
+        assert dead_letters.note("sync", [record], {"m-dead"}) == 1
     assert traces(stack, org.org_id)  # the sweep finds Ana before the erasure
     ben_before = ben_items(stack)
     metrics_before = scan_all(stack.physical["MetricsTable"]["Ref"])
