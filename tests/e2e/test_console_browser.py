@@ -3,6 +3,7 @@ local stack. Screenshots of every page at 360 and 1440 px go to .local/screensho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -262,6 +263,11 @@ def test_an_xlsx_export_is_created_and_downloaded_from_the_exports_page(
     saved = Path(download.value.path())
     assert saved.read_bytes()[:2] == b"PK"  # an XLSX is a zip
     assert download.value.suggested_filename.endswith(".xlsx")
+    row.locator("a", has_text="manifest").click()
+    page.wait_for_url(f"**/console/exports/{export_id}/manifest")
+    digest = hashlib.sha256(saved.read_bytes()).hexdigest()
+    assert digest in page.locator("pre.json").inner_text()  # the manifest of that very file
+    page.screenshot(path=str(SHOTS / "export-manifest-1440.png"), full_page=True)
     assert errors == []
 
 

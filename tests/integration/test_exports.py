@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import random
+import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -522,9 +523,19 @@ def test_the_console_cancels_a_running_export_and_withdraws_a_finished_file(
     download = console.get(f"/console/exports/{finished['id']}/download")
     assert download.status == 302
     assert download.location.startswith("http")
+    listed = console.get("/console/exports")
+    assert f"/console/exports/{finished['id']}/manifest" in listed.body
+    manifest = console.get(f"/console/exports/{finished['id']}/manifest")
+    assert manifest.status == 200, manifest.body
+    assert finished["file"]["sha256"] in manifest.body
+    assert f'<data value="{float(finished["progress"]["rows"])!r}"' in manifest.body
+    assert re.search(r'<dd><time datetime="\d{4}-\d\d-\d\dT[\d:]+Z"', manifest.body)  # a time
+    unfinished = console.get(f"/console/exports/{export_id}/manifest")  # the cancelled one
+    assert unfinished.status == 409, unfinished.body
     withdrawn = console.act("/console/exports", f"/console/exports/{finished['id']}/cancel")
     assert withdrawn.status == 303
     assert console.get(f"/console/exports/{finished['id']}/download").status == 410
+    assert console.get(f"/console/exports/{finished['id']}/manifest").status == 410
     objects = aws.s3().list_objects_v2(
         Bucket=bucket, Prefix=f"exports/{world.org.org_id}/{finished['id']}/"
     )

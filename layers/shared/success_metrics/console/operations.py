@@ -15,11 +15,13 @@ from pydantic import ValidationError
 from success_metrics import admin, clock, dead_letters
 from success_metrics.errors import ForbiddenError, NotFoundError, ValidationFailedError
 from success_metrics.exports import api as exports
+from success_metrics.exports.layout import manifest_key
 from success_metrics.exports.models import Compression, Dataset, Format
 from success_metrics.gdpr import erasure
 from success_metrics.http import Principal
 from success_metrics.models.organizations import ALL_SCOPES, AlertRule, Scope
 from success_metrics.stores import consent, destinations, export_jobs, organizations
+from success_metrics.stores.export_files import ExportFiles
 from success_metrics.sync import recovery
 
 DATASETS = [d.value for d in Dataset if d is not Dataset.ACCESS]
@@ -92,6 +94,16 @@ def download_url(principal: Principal, export_id: str) -> str:
     principal.require(Scope.EXPORTS_READ)
     job = export_jobs.get(principal.org_id, export_id)
     return exports.download(job, clock.now())
+
+
+def export_manifest(principal: Principal, export_id: str) -> dict[str, Any]:
+    """The manifest written beside an export's file (rows, bytes, SHA-256, the request), as
+    long as the file is there."""
+    principal.require(Scope.EXPORTS_READ)
+    job = export_jobs.get(principal.org_id, export_id)
+    exports.download(job, clock.now())  # the same refusals: no file yet, withdrawn, expired
+    manifest: dict[str, Any] = ExportFiles.default().read_json(manifest_key(job))
+    return {"export_id": export_id, "manifest": manifest}
 
 
 @dataclass

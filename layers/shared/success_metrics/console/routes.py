@@ -26,6 +26,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/console/exports"): web.exports_create,
     ("POST", "/console/exports/{export_id}/cancel"): web.exports_cancel,
     ("GET", "/console/exports/{export_id}/download"): web.exports_download,
+    ("GET", "/console/exports/{export_id}/manifest"): web.exports_manifest,
     ("GET", "/console/deliveries"): web.deliveries,
     ("POST", "/console/deliveries/{delivery_id}/retry"): web.deliveries_retry,
     ("GET", "/console/deliveries/{delivery_id}"): web.delivery,

@@ -444,6 +444,16 @@ def exports_download(request: Request, export_id: str) -> Reply:
     return Reply(302, "", headers={"Location": url, **security_headers()})
 
 
+def exports_manifest(request: Request, export_id: str) -> Reply:
+    return _page(
+        request,
+        "manifest.html",
+        "exports",
+        lambda p, _: operations.export_manifest(p, export_id),
+        title="Export manifest",
+    )
+
+
 def deliveries(request: Request) -> Reply:
     return _page(
         request,
