@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from success_metrics.exports import writers
+from success_metrics.exports import email, writers
 
 COLUMNS = ["id", "type", "note", "amount"]
 TRICKY = [
@@ -168,3 +168,18 @@ def test_csv_cells_of_every_type() -> None:
     read = list(csv.reader(io.StringIO(data.decode("utf-8"))))
     assert read[1] == ["evt_1", "true", '{"a":"é","b":[1,2]}', "2026-06-01T12:30:00"]
     assert read[2] == ["'-1", "", "", ""]
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0 bytes"),
+        (812, "812 bytes"),
+        (11_917, "11.6 KB"),
+        (3_565_158, "3.4 MB"),
+        (1_288_490_189, "1.2 GB"),
+        (5 * 1024**4, "5,120.0 GB"),
+    ],
+)
+def test_the_email_gives_a_file_size_as_people_read_it(size: int, text: str) -> None:
+    assert email.size_text(size) == text  # a 12 KB summary said "Size: 0.0 MB"

@@ -38,6 +38,18 @@ def _date(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%A %d %B %Y, %H:%M UTC")
 
 
+def size_text(size: int) -> str:
+    """A file's size as people read it: 812 bytes, 11.6 KB, 3.4 MB, 1.2 GB."""
+    if size < 1024:
+        return f"{size:,} bytes"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GB"
+
+
 def _describe(job: jobs.Job) -> str:
     r = job.request
     text = f"{r.dataset.value} from {r.start.isoformat()} to {r.end.isoformat()}"
@@ -53,7 +65,7 @@ def ready(
     )
     facts = headline(summary) if summary else []
     subject = f"Your export is ready: {_describe(job)}"
-    size = f"{size_out / 1024 / 1024:,.1f} MB"
+    size = size_text(size_out)
     lines = [
         f"Your export ({_describe(job)}) is ready.",
         "",
