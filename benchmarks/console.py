@@ -42,13 +42,15 @@ def main() -> None:
     from devstack import demo
     from devstack.lambda_events import LambdaContext, signed_ingest_event
     from devstack.provision import provision
-    from success_metrics import admin, aws, caches, dead_letters
+    from success_metrics import admin, aws, caches, clock, dead_letters
     from success_metrics.exports import api as exports
     from success_metrics.http import Principal
     from success_metrics.metrics import aggregator
     from success_metrics.metrics import api as metrics_api
-    from success_metrics.stores import destinations, organizations
-    from success_metrics.sync import recovery
+    from success_metrics.models.destinations import DestinationRequest
+    from success_metrics.stores import consent, control, destinations, organizations
+    from success_metrics.stores import events as event_store
+    from success_metrics.sync import delivery_log, recovery
     from tests.support.console import Console
 
     with mock_aws():
@@ -58,6 +60,12 @@ def main() -> None:
         caches.reset_all()
         org = organizations.create_organization("Bench Console")
         organizations.set_limits(org.org_id, requests_per_hour=10**6, events_per_hour=10**9)
+        for dest_id, settings in {
+            "mixpanel": {"kind": "mixpanel", "project_token": "tok", "api_secret": "s3cr3t"},
+            "ga4": {"kind": "ga4", "measurement_id": "G-BENCH123", "api_secret": "ga"},
+        }.items():
+            request = DestinationRequest.model_validate({"name": dest_id, "settings": settings})
+            destinations.put(org.org_id, dest_id, request)
         from webhook_receive import app
 
         # This file is `console` on sys.path too: load the handler by its path.
@@ -98,11 +106,41 @@ def main() -> None:
             metrics_api.get_metrics(principal, {**season, "granularity": "day"})
             metrics_api.get_metrics(principal, {**before, "granularity": "day"})
 
+        someone = next(e["user_id"] for e in events if e.get("user_id"))
+
+        def live() -> None:
+            for doc in event_store.latest_of_user(org.org_id, someone, 100)[:25]:
+                delivery_log.event_status(org.org_id, doc["id"])
+
+        def destination_health() -> None:
+            breakers = control.breaker_persistence()
+            for dest in admin.list_destinations(principal)["destinations"]:
+                breakers.get_state(f"{org.org_id}:{dest['dest_id']}")
+
         pages: dict[str, tuple[str, Callable[[], Any]]] = {
             "overview": ("/console/overview?from=2026-05-01&to=2026-10-31", overview),
             "metrics": (
                 "/console/metrics?metric=mrr_end&granularity=week&from=2026-05-01&to=2026-10-31",
                 lambda: metrics_api.get_metrics(principal, {**season, "granularity": "week"}),
+            ),
+            "breakdowns": (
+                "/console/breakdowns?dimension=channel&granularity=season&from=2026-05-01&to=2026-10-31",
+                lambda: metrics_api.get_metrics(
+                    principal, {**season, "granularity": "season", "breakdown": "channel"}
+                ),
+            ),
+            "cohorts": (
+                "/console/cohorts?from=2026-05-01&to=2026-10-31",
+                lambda: (
+                    metrics_api.get_cohorts(principal, season),
+                    metrics_api.get_funnel(principal, season),
+                ),
+            ),
+            "live": ("/console/live?user_id=" + someone, live),
+            "destinations": ("/console/destinations", destination_health),
+            "privacy": (
+                "/console/privacy?user_id=" + someone,
+                lambda: consent.view(org.org_id, someone, clock.now()),
             ),
             "exports": (
                 "/console/exports",
