@@ -41,6 +41,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(os.environ.get("SM_STATE_DIR", ".local")),
         help="where stack.json and the outbox go (default .local)",
     )
+    parser.add_argument(
+        "--persist",
+        nargs="?",
+        type=Path,
+        const=Path("DEFAULT"),
+        default=None,
+        metavar="DIR",
+        help="keep every table, queue message, bucket object and key across restarts, in DIR "
+        "(default: <state-dir>/persist); SM_PERSIST=1 does the same",
+    )
     parser.add_argument("--template", type=Path, default=TEMPLATE, help="SAM template to run")
     parser.add_argument(
         "--visibility-timeout-cap",
@@ -53,7 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not run schedules on their rate (they still run on demand)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.persist is None and os.environ.get("SM_PERSIST", "") not in ("", "0"):
+        args.persist = Path("DEFAULT")
+    if args.persist == Path("DEFAULT"):
+        args.persist = args.state_dir / "persist"
+    return args
 
 
 def banner(stack: LocalStack, demo: dict[str, str] | None, loaded: dict[str, int] | None) -> str:
@@ -109,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         template_path=args.template.resolve(),
         visibility_cap=args.visibility_timeout_cap,
         run_schedules=not args.no_schedules,
+        persist_dir=args.persist,
     )
     stopping = threading.Event()
 
@@ -121,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         stack.start()
         demo = loaded = None
-        if not args.no_demo:
+        if stack.restored:
+            print(f"[devstack] persist: restored {stack.restored.describe()}", flush=True)
+            demo = next(iter(stack.organizations), None)
+        elif not args.no_demo:
             from devstack import seed
 
             demo = seed.create_demo_organization(stack.sink_url)
@@ -132,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                     stack.api_url, demo, args.demo_size, recent=args.demo_recent
                 )
         print(banner(stack, demo, loaded), flush=True)
+        if stack.persistence:
+            print(
+                f"[devstack] persist: on, in {stack.persistence.directory.resolve()} "
+                "(a snapshot at most every second; after a kill, the last second is lost)",
+                flush=True,
+            )
         print(f"[devstack] ready in {time.monotonic() - started:.1f} s", flush=True)
         while not stopping.wait(0.5):
             pass

@@ -699,6 +699,7 @@ def secure(
     *,
     visibility_cap: int | None = None,
     overrides: dict[str, list[dict[str, Any]]] | None = None,
+    after_provision: Any = None,
 ) -> tuple[Any, Enforcement, dict[str, str]]:
     """Provision the template on the emulator with IAM enforced: the operator's admin user is
     created while authorization is off, then everything, provisioning included, is
@@ -722,6 +723,8 @@ def secure(
         session=session,
         visibility_cap=visibility_cap,
     )
+    if after_provision:  # the persisted data put back, before the roles name its resources
+        after_provision(stack, session)
     enforcement = enforce(
         session,
         stack.resolver,

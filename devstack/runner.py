@@ -16,6 +16,7 @@ from devstack import provision as provisioning
 from devstack.api import Authorizer, HttpApi, compile_route, serve
 from devstack.functions import LocalFunction
 from devstack.outbox import Outbox
+from devstack.persist import Persistence, Restored
 from devstack.pollers import SqsPoller
 from devstack.schedules import Schedule
 from devstack.template import TEMPLATE, functions, load
@@ -68,6 +69,9 @@ class LocalStack:
     template_path: Path = TEMPLATE
     visibility_cap: int | None = None
     run_schedules: bool = True
+    persist_dir: Path | None = None
+    persistence: Persistence | None = None
+    restored: Restored | None = None
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     pollers: list[SqsPoller] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
@@ -100,19 +104,30 @@ class LocalStack:
             ("SINK", self.ports.sink),
         ):
             with socket.socket() as probe:
+                # As the servers bind: a port left in TIME_WAIT by a stack just killed is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind((HOST, port))
                 except OSError as exc:
                     raise OSError(f"port {port} is taken (set SM_{name}_PORT)") from exc
         self._start_emulator()
+        if self.persist_dir:
+            self.persistence = Persistence(self.persist_dir)
+            self.persistence.install()
         template = load(self.template_path)
         from devstack import iam
 
         # Every function runs under its own template role; the stack itself is the operator.
         self.stack, self.enforcement, self.operator = iam.secure(
-            "sm-local", self.template_path, visibility_cap=self.visibility_cap
+            "sm-local",
+            self.template_path,
+            visibility_cap=self.visibility_cap,
+            after_provision=self.persistence.restore if self.persistence else None,
         )
         self.enforcement.on_denied = self._denied
+        self.restored = self.persistence.restored if self.persistence else None
+        if self.restored:
+            self.organizations = list(self.restored.meta.get("organizations") or [])
         os.environ.update(self.operator)
         self.environment = self._function_environment()
         os.environ.update(self.environment)
@@ -128,6 +143,8 @@ class LocalStack:
         self.outbox = Outbox(self.outbox_dir)
         self.outbox.start()
         self.write_state()
+        if self.persistence:
+            self.persistence.start()
 
     def _denied(self, function: str, operation: str, action: str, resource: str) -> None:
         print(
@@ -293,6 +310,17 @@ class LocalStack:
 
     def status(self) -> dict[str, Any]:
         return {
+            "persist": (
+                {
+                    "directory": str(self.persistence.directory.resolve()),
+                    "snapshots": self.persistence.snapshots,
+                    "last_snapshot_seconds": round(self.persistence.last_seconds, 3),
+                    "last_snapshot_bytes": self.persistence.last_bytes,
+                    "errors": self.persistence.errors,
+                }
+                if self.persistence
+                else None
+            ),
             "functions": {
                 name: {
                     "invocations": len(f.invocations),
@@ -374,7 +402,10 @@ class LocalStack:
                 "aws_secret_access_key": self.operator["AWS_SECRET_ACCESS_KEY"],
             },
             "pid": os.getpid(),
+            "persist_dir": str(self.persist_dir.resolve()) if self.persist_dir else None,
         }
+        if self.persistence:
+            self.persistence.meta["organizations"] = self.organizations
         path = self.state_dir / "stack.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -395,6 +426,11 @@ class LocalStack:
             thread.join(6)
         if hasattr(self, "outbox"):
             self.outbox.stop()
+        if self.persistence:
+            try:
+                self.persistence.stop()
+            except Exception as exc:  # say so, and keep stopping
+                print(f"[devstack] persist: the last snapshot failed: {exc}")
         for server in reversed(self._servers):
             try:
                 if hasattr(server, "shutdown"):

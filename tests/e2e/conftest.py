@@ -90,9 +90,16 @@ def demo_season_metrics(stack: RunningStack, http: httpx.Client, key: str) -> di
     raise AssertionError(f"the demo season was not counted in 180 s: {got} != {expected}")
 
 
-def start_stack(tmp: Path, *extra: str, demo: bool = True) -> RunningStack:
+def start_stack(
+    tmp: Path,
+    *extra: str,
+    demo: bool = True,
+    ports: dict[str, int] | None = None,
+    log_name: str = "stack.log",
+) -> RunningStack:
+    """A stack on free ports (or on `ports`: {"aws": …, "api": …, "sink": …})."""
     state_dir = tmp / "state"
-    log = tmp / "stack.log"
+    log = tmp / log_name
     env = {
         **os.environ,
         "SM_AWS_PORT": "0",
@@ -101,6 +108,8 @@ def start_stack(tmp: Path, *extra: str, demo: bool = True) -> RunningStack:
         "SM_DEMO_SIZE": os.environ.get("SM_E2E_DEMO_SIZE", "300"),
         "PYTHONUNBUFFERED": "1",
     }
+    for name, port in (ports or {}).items():
+        env[f"SM_{name.upper()}_PORT"] = str(port)
     args = [sys.executable, "-m", "devstack", "--state-dir", str(state_dir), *extra]
     if not demo:
         args.append("--no-demo")
