@@ -269,6 +269,15 @@ def test_an_xlsx_export_is_created_and_downloaded_from_the_exports_page(
     assert digest in page.locator("pre.json").inner_text()  # the manifest of that very file
     page.screenshot(path=str(SHOTS / "export-manifest-1440.png"), full_page=True)
     assert errors == []
+    # The manifest page, like every other page: 360 px wide and no serious axe violation.
+    narrow, narrow_errors = new_page(browser, 360)
+    sign_in(narrow, stack)
+    narrow.goto(f"{stack.api_url}/console/exports/{export_id}/manifest")
+    narrow.screenshot(path=str(SHOTS / "export-manifest-360.png"), full_page=True)
+    assert narrow.evaluate("document.documentElement.scrollWidth") <= 360
+    violations = Axe().run(narrow).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+    assert narrow_errors == []
 
 
 def test_a_failed_delivery_is_retried_from_the_deliveries_page_and_delivered(
@@ -276,37 +285,9 @@ def test_a_failed_delivery_is_retried_from_the_deliveries_page_and_delivered(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     created = stack.smctl_json("org", "create", f"Console deliveries {tag}")
-    hook = f"/webhooks/console-{tag}"
-    stack.smctl(
-        "dest", "put", created["org_id"], "hooks", "--settings",
-        json.dumps({"kind": "webhook", "url": f"{stack.sink_url}{hook}"}),
-    )  # fmt: skip
-    fault = {"status": 400, "path_prefix": hook}
-    assert http.put(f"{stack.sink_url}/_sink/fault", json=fault).status_code == 200
-    headers = {"Authorization": f"Bearer {created['api_key']}"}
-    try:
-        event = {
-            "id": f"evt_console_{tag}",
-            "type": "user.signed_up",
-            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "user_id": f"usr_{tag}",
-            "user_type": "couple",
-            "consent": {"analytics": True, "marketing": True},
-        }
-        answer = post_signed(
-            http, stack.api_url, created["org_id"], created["webhook_secret"], {"events": [event]}
-        )
-        assert answer.status_code == 202, answer.text
-        failed = wait_until(
-            lambda: http.get(
-                f"{stack.api_url}/v1/deliveries?status=failed", headers=headers
-            ).json()["deliveries"],
-            90,
-            "the delivery to fail",
-        )
-    finally:
-        http.delete(f"{stack.sink_url}/_sink/fault")
-    delivery_id = failed[0]["delivery_id"]
+    hook = _hook_for(stack, created["org_id"], tag)
+    event = _event(f"console_{tag}")
+    delivery_id = _failed_delivery(stack, http, created, hook, event)
 
     page, errors = new_page(browser)
     sign_in(page, stack, created["api_key"])
@@ -677,6 +658,29 @@ def _event(tag: str) -> dict[str, Any]:
     }
 
 
+def _failed_delivery(
+    stack: RunningStack, http: httpx.Client, org: dict[str, Any], hook: str, event: dict[str, Any]
+) -> str:
+    """Send `event` while the sink answers 400 at `hook`: the id of its failed delivery."""
+    headers = {"Authorization": f"Bearer {org['api_key']}"}
+    fault = {"status": 400, "path_prefix": hook}
+    assert http.put(f"{stack.sink_url}/_sink/fault", json=fault).status_code == 200
+    try:
+        answer = post_signed(http, stack.api_url, org["org_id"], org["webhook_secret"],
+                             {"events": [event]})  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        failed = wait_until(
+            lambda: http.get(
+                f"{stack.api_url}/v1/deliveries?status=failed", headers=headers
+            ).json()["deliveries"],
+            90,
+            "the delivery to fail",
+        )
+    finally:
+        http.delete(f"{stack.sink_url}/_sink/fault")
+    return str(failed[0]["delivery_id"])
+
+
 def _delivered(stack: RunningStack, hook: str, event_id: str) -> bool:
     return any(
         r["path"] == hook and r["status"] == 200 and event_id in r["body"]
@@ -689,26 +693,9 @@ def test_a_delivery_shows_its_attempts_and_a_recovery_job_delivers_what_failed_s
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     created, hook = _org_with_a_hook(stack, tag)
-    headers = {"Authorization": f"Bearer {created['api_key']}"}
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 60))
-    fault = {"status": 400, "path_prefix": hook}
-    assert http.put(f"{stack.sink_url}/_sink/fault", json=fault).status_code == 200
-    try:
-        event = _event(f"recover_{tag}")
-        answer = post_signed(
-            http, stack.api_url, created["org_id"], created["webhook_secret"], {"events": [event]}
-        )
-        assert answer.status_code == 202, answer.text
-        failed = wait_until(
-            lambda: http.get(
-                f"{stack.api_url}/v1/deliveries?status=failed", headers=headers
-            ).json()["deliveries"],
-            90,
-            "the delivery to fail",
-        )
-    finally:
-        http.delete(f"{stack.sink_url}/_sink/fault")
-    delivery_id = failed[0]["delivery_id"]
+    event = _event(f"recover_{tag}")
+    delivery_id = _failed_delivery(stack, http, created, hook, event)
 
     page, errors = new_page(browser)
     sign_in(page, stack, created["api_key"])

@@ -8,10 +8,12 @@ import json
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from devstack.runner import free_port
 from tests.e2e.conftest import (
@@ -47,10 +49,25 @@ def snapshot_after(stack: RunningStack, moment: float) -> bool:
     return snapshot.exists() and snapshot.stat().st_mtime > moment
 
 
-def test_the_stack_keeps_its_data_across_a_kill_and_a_restart(tmp_path: Path) -> None:
+@pytest.fixture
+def started() -> Iterator[list[RunningStack]]:
+    """The stacks a test starts, killed at its end if still running (a failed assertion
+    must not leave a stack behind)."""
+    stacks: list[RunningStack] = []
+    yield stacks
+    for running in stacks:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()
+
+
+def test_the_stack_keeps_its_data_across_a_kill_and_a_restart(
+    tmp_path: Path, started: list[RunningStack]
+) -> None:
     # The same ports each time: the demo organization's webhook names the sink's.
     ports = {"aws": free_port(), "api": free_port(), "sink": free_port()}
     first = start_stack(tmp_path, "--persist", "--no-schedules", ports=ports)
+    started.append(first)
     http = httpx.Client(timeout=60)
     org = first.org
     key = org["api_key"]
@@ -79,6 +96,7 @@ def test_the_stack_keeps_its_data_across_a_kill_and_a_restart(tmp_path: Path) ->
     first.process.wait(timeout=10)
 
     second = start_stack(tmp_path, "--persist", "--no-schedules", ports=ports, log_name="2.log")
+    started.append(second)
     log = second.log.read_text()
     assert "[devstack] persist: restored" in log, log[-2000:]
     assert "demo events" not in log  # the demo organization is the one restored, not a new one
@@ -106,6 +124,7 @@ def test_the_stack_keeps_its_data_across_a_kill_and_a_restart(tmp_path: Path) ->
     created = second.smctl_json("key", "create", org["org_id"], "--scope", "metrics:read")
     stop_stack(second)
     third = start_stack(tmp_path, "--persist", "--no-schedules", ports=ports, log_name="3.log")
+    started.append(third)
     try:
         listed = json.dumps(third.smctl_json("key", "list", org["org_id"]))
         assert created["key_id"] in listed
