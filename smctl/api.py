@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ import click
 import httpx
 
 from smctl.options import POSITIVE, CliError, options
+from smctl.progress import JobKind, StoppedWaiting, Waiter
 from smctl.resources import local_stack
 
 Job = dict[str, Any]
@@ -65,19 +65,21 @@ class Api:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.call(method, path, **kwargs).json()
 
-    def wait(
-        self, job: Job, path: str, ident: str, line: Callable[[Job], str], timeout: int
-    ) -> Job:
-        """Poll a job until it is no longer queued or running."""
-        deadline = time.monotonic() + timeout
-        while job["status"] in ("queued", "running"):
-            if time.monotonic() > deadline:
-                raise CliError(f"{job[ident]} is still {job['status']} after {timeout} s")
-            if not options().json:
-                print(line(job), file=sys.stderr)
-            time.sleep(2)
-            job = self.json("GET", path.format(job[ident]))
-        return job
+    def wait(self, job: Job, kind: JobKind, timeout: int) -> Job:
+        """Poll a job until it is no longer queued or running, showing its progress (a bar on
+        a terminal, plain lines otherwise); Ctrl-C stops the waiting, not the job."""
+        waiter = Waiter(
+            kind,
+            lambda ident: self.json("GET", kind.path.format(ident)),
+            bar=False if options().json else None,  # --json: plain lines, no bar
+        )
+        try:
+            return waiter.wait(job, timeout)
+        except TimeoutError as exc:
+            raise CliError(str(exc)) from exc
+        except StoppedWaiting as stopped:
+            print(stopped, file=sys.stderr)
+            raise SystemExit(130) from None
 
 
 WAIT = [

@@ -10,6 +10,7 @@ import httpx
 
 from smctl.api import Api, Job, api_options, wait_options
 from smctl.options import POSITIVE, CliError, command, group, output
+from smctl.progress import JobKind, Reading
 
 export = group("export", "exports, through the HTTP API with an admin key")
 
@@ -26,8 +27,31 @@ def line(job: Job) -> str:
     return text
 
 
+def reading(job: Job) -> Reading:
+    progress = job["progress"]
+    percent = progress["percent"]
+    return Reading(
+        done=0.0 if percent is None else float(percent),
+        total=None if percent is None else 100.0,
+        rows=int(progress["rows"]),
+        rows_unit="rows",
+        bytes=progress.get("bytes"),
+        label=f"{job['id']} {job['status']} {job['dataset']} {job['format']}",
+    )
+
+
+KIND = JobKind(
+    path="/v1/exports/{}",
+    ident="id",
+    noun="export",
+    show_command="smctl export show {}",
+    line=line,
+    read=reading,
+)
+
+
 def _wait(api: Api, job: Job, timeout: int) -> Job:
-    return api.wait(job, "/v1/exports/{}", "id", line, timeout)
+    return api.wait(job, KIND, timeout)
 
 
 @command(export, help="request an export (and --wait for it)")

@@ -6,6 +6,7 @@ import click
 
 from smctl.api import Api, Job, api_options, wait_options
 from smctl.options import command, group, output
+from smctl.progress import JobKind, Reading
 
 gdpr = group("gdpr", "GDPR erasure, through the HTTP API with an admin key")
 
@@ -18,9 +19,36 @@ def line(job: Job) -> str:
     return f"{job['erasure_id']}  {job['status']:<15} {systems}"
 
 
+FINISHED = ("done", "not_configured", "failed")
+
+
+def reading(job: Job) -> Reading:
+    systems = job["systems"]
+    now = [name for name, s in systems.items() if s["status"] == "running"]
+    doing = f": {', '.join(now)}" if now else ""
+    return Reading(
+        done=float(sum(1 for s in systems.values() if s["status"] in FINISHED)),
+        total=float(len(systems)) or None,
+        rows=sum(int(s["count"]) for s in systems.values()),
+        rows_unit="items",
+        bytes=None,
+        label=f"{job['erasure_id']} {job['status']}{doing}",
+    )
+
+
+KIND = JobKind(
+    path="/v1/gdpr/erasures/{}",
+    ident="erasure_id",
+    noun="erasure",
+    show_command="smctl gdpr erasure {}",
+    line=line,
+    read=reading,
+)
+
+
 def _finish(api: Api, job: Job, wait: bool, timeout: int) -> None:
     if wait:
-        job = api.wait(job, "/v1/gdpr/erasures/{}", "erasure_id", line, timeout)
+        job = api.wait(job, KIND, timeout)
         if job["status"] != "succeeded":
             output(job, line(job))
             raise SystemExit(1)
