@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not run schedules on their rate (they still run on demand)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=os.environ.get("SM_VERBOSE", "") not in ("", "0"),
+        help="stream every function's structured logs and EMF metrics to the terminal too "
+        "(they always go to <state-dir>/logs/<function>.log); SM_VERBOSE=1 does the same",
+    )
     args = parser.parse_args(argv)
     if args.persist is None and os.environ.get("SM_PERSIST", "") not in ("", "0"):
         args.persist = Path("DEFAULT")
@@ -118,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     # Lambda runs without a terminal to warn on; an invocation with nothing to count is normal.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     args = parse_args(argv)
+    from devstack import functions, terminal
+
+    screen = terminal.Terminal(args.state_dir / "logs", verbose=args.verbose)
+    screen.install()
+    functions.listeners.append(
+        lambda ended: screen.activity.count(ended.function, ended.error is not None)
+    )
     stack = LocalStack(
         state_dir=args.state_dir,
         ports=Ports.from_env(),
@@ -157,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
                 "(a snapshot at most every second; after a kill, the last second is lost)",
                 flush=True,
             )
+        print(
+            f"[devstack] function logs and metrics: {(args.state_dir / 'logs').resolve()}/"
+            "<function>.log" + (" (and here: --verbose)" if args.verbose else ""),
+            flush=True,
+        )
         print(f"[devstack] ready in {time.monotonic() - started:.1f} s", flush=True)
         while not stopping.wait(0.5):
             pass
@@ -166,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         stack.stop()
+        screen.uninstall()
         return 1
     print("\n[devstack] stopping...", flush=True)
     stack.stop()
     print("[devstack] stopped", flush=True)
+    screen.uninstall()
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +28,10 @@ class Invocation:
     started: float
     duration_ms: float
     error: str | None
+
+
+# Told of every invocation as it ends (the terminal's activity summary).
+listeners: list[Callable[[Invocation], None]] = []
 
 
 @dataclass
@@ -71,7 +76,10 @@ class LocalFunction:
                 raise
             finally:
                 elapsed = (time.time() - started) * 1000
-                self.invocations.append(Invocation(self.name, started, elapsed, error))
+                ended = Invocation(self.name, started, elapsed, error)
+                self.invocations.append(ended)
+                for listener in listeners:
+                    listener(ended)
                 del self.invocations[:-1000]
                 if elapsed > self.spec.timeout * 1000:
                     print(
