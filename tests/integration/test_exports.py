@@ -265,6 +265,78 @@ def test_xlsx_has_typed_cells_a_summary_with_charts_and_the_source_rows(world: W
     assert all(c.data_type != "f" for line in rows for c in line)
 
 
+def displayed(cell: Any) -> str:
+    """The text a spreadsheet shows for a cell, under its number format."""
+    value, form = cell.value, cell.number_format
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value).upper()
+    if isinstance(value, int | float):
+        if form.endswith("%"):
+            return f"{value * 100:.{form.count('0') - 1}f}%"
+        if form == "#,##0.00":
+            return f"{value:,.2f}"
+        if "." in form:
+            return f"{value:.{len(form.split('.')[1])}f}"
+        return f"{value:g}"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    return str(value)
+
+
+def column_index_from_string(letters: str) -> int:
+    from openpyxl.utils import column_index_from_string as index
+
+    return int(index(letters))
+
+
+def test_xlsx_sheets_are_readable_widths_formats_frozen_headers_and_one_page_wide(
+    world: World,
+) -> None:
+    job = world.export(format="xlsx", **SEASON)
+    book = read_xlsx(world.file(job))
+    summary = book["Summary"]
+
+    # Every column is wide enough for what it shows: headers ("New paying suppliers"),
+    # labels ("Seasonal conversion, off-peak") and formatted figures (the title and the range
+    # of rows 1-2 run over the empty cells beside them).
+    for line in summary.iter_rows(min_row=3):
+        for cell in line:
+            text = displayed(cell)
+            if not text:
+                continue
+            width = summary.column_dimensions[cell.column_letter].width
+            assert width >= len(text) + 1, (cell.coordinate, text, width)
+    assert summary.column_dimensions["C"].width >= len("New paying suppliers")
+    assert summary.freeze_panes == "A5"  # the title, the range and the table's header
+    assert summary.print_title_rows == "$4:$4"
+    assert summary.page_setup.orientation == "landscape"
+    assert (summary.page_setup.fitToWidth, summary.page_setup.fitToHeight) == (1, 0)
+    assert summary.sheet_properties.pageSetUpPr.fitToPage is True
+    area = re.search(r"\$A\$1:\$([A-Z]+)\$(\d+)$", str(summary.print_area))
+    assert area is not None, summary.print_area
+    # The print area holds every cell and both columns of charts (anchored at A and J).
+    assert column_index_from_string(area[1]) >= max(summary.max_column, 11)
+    assert int(area[2]) >= summary.max_row
+    at = [c.value for c in next(summary.iter_rows(min_row=4, max_row=4))].index("Figure")
+    figures = {
+        line[at].value: line[at + 1] for line in summary.iter_rows(min_row=5) if line[at].value
+    }
+    assert figures["Trial-to-paid"].number_format == "0.0%"
+    assert figures["K-factor"].number_format == "0.00"
+
+    data = book["Data"]
+    assert data.freeze_panes == "A2"
+    assert data.print_title_rows == "$1:$1"
+    assert data.sheet_properties.pageSetUpPr.fitToPage is True
+    header = next(data.iter_rows(max_row=1))
+    assert all(c.font.b for c in header)
+    for cell in header:
+        assert data.column_dimensions[cell.column_letter].width >= len(str(cell.value)) + 1
+    occurred = header[[c.value for c in header].index("occurred_at")].column_letter
+    assert data.column_dimensions[occurred].width >= len("2026-05-01 12:00:00")
+    assert data[f"{occurred}2"].number_format == "yyyy-mm-dd hh:mm:ss"
+
+
 def test_metrics_and_summary_datasets_match_the_metrics_api(world: World) -> None:
     from success_metrics.metrics import query
 

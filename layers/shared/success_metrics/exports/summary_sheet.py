@@ -10,7 +10,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from success_metrics.exports.writers import MONEY_FORMAT
+from success_metrics.exports.writers import (
+    MONEY_FORMAT,
+    column_width,
+    print_one_page_wide,
+    shown_width,
+)
 
 TITLE = "Summary"
 MONTHLY_HEADER_ROW = 4
@@ -103,6 +108,7 @@ def add(workbook: Any, result: dict[str, Any]) -> None:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.chart import BarChart, LineChart, Reference
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     sheet = workbook.create_sheet(TITLE)
     bold = Font(bold=True)
@@ -118,9 +124,11 @@ def add(workbook: Any, result: dict[str, Any]) -> None:
     header, rows = monthly(result)
     facts = headline(result)
     # Monthly table on the left (rows 4..), headline figures to its right; charts below.
-    sheet.append([cell("Success metrics - executive summary", strong=True)])
-    sheet.append([cell("Range"), f"{result['from']} to {result['to']}"])
-    sheet.append([])
+    grid: list[list[Any]] = [
+        [cell("Success metrics - executive summary", strong=True)],
+        [cell("Range"), f"{result['from']} to {result['to']}"],
+        [],
+    ]
     gap = ["", ""]
     width = len(header)
     lines = max(len(rows) + 1, len(facts) + 1)
@@ -140,13 +148,33 @@ def add(workbook: Any, result: dict[str, Any]) -> None:
         elif index <= len(facts):
             label, value, number_format = facts[index - 1]
             line += [label, cell(value, number_format)]
+        grid.append(line)
+
+    anchor_row = MONTHLY_HEADER_ROW + lines + 2
+    # Below the charts (two rows of them, 18 rows each), so that nothing is drawn over it.
+    table_row = anchor_row + 37
+    movements = mrr_movements(result) if rows else None
+    if movements is not None:
+        currency, table = movements
+        grid += [[] for _ in range(3 + lines, table_row - 1)]
+        grid.append([cell(f"MRR movements ({currency})", strong=True)])
+        grid.append([cell(h, strong=True) for h in MOVEMENT_HEADER])
+        grid += [[values[0], *(cell(v, MONEY_FORMAT) for v in values[1:])] for values in table]
+
+    # Set before the first row is written (the sheet is write-only).
+    columns = _fit_columns(sheet, grid[2:])  # the title and the range may overflow: not counted
+    sheet.freeze_panes = f"A{MONTHLY_HEADER_ROW + 1}"  # the title, the range and the header
+    print_one_page_wide(sheet, f"{MONTHLY_HEADER_ROW}:{MONTHLY_HEADER_ROW}")
+    last_row = max(len(grid), anchor_row + 36 if rows else 0)
+    last_column = max(columns, _chart_end(sheet, 10) if rows else 0)
+    sheet.print_area = f"A1:{get_column_letter(last_column)}{last_row}"
+    for line in grid:
         sheet.append(line)
 
     if not rows:
         return
     first, last = MONTHLY_HEADER_ROW + 1, MONTHLY_HEADER_ROW + len(rows)
     months = Reference(sheet, min_col=1, min_row=first, max_row=last)
-    anchor_row = MONTHLY_HEADER_ROW + lines + 2
 
     signups = BarChart()
     signups.title = "Signups by month"
@@ -180,18 +208,8 @@ def add(workbook: Any, result: dict[str, Any]) -> None:
     conversion.set_categories(months)
     sheet.add_chart(conversion, f"A{anchor_row + 18}")
 
-    movements = mrr_movements(result)
     if movements is None:
         return
-    currency, table = movements
-    # Below the charts (two rows of them, 18 rows each), so that nothing is drawn over it.
-    table_row = anchor_row + 37
-    for _ in range(3 + lines, table_row - 1):
-        sheet.append([])
-    sheet.append([cell(f"MRR movements ({currency})", strong=True)])
-    sheet.append([cell(h, strong=True) for h in MOVEMENT_HEADER])
-    for values in table:
-        sheet.append([values[0], *(cell(v, MONEY_FORMAT) for v in values[1:])])
     chart = BarChart()
     chart.type = "col"
     chart.grouping = "stacked"
@@ -208,6 +226,48 @@ def add(workbook: Any, result: dict[str, Any]) -> None:
         Reference(sheet, min_col=1, min_row=table_row + 2, max_row=table_row + 1 + len(table))
     )
     sheet.add_chart(chart, f"J{anchor_row + 18}")
+
+
+DEFAULT_WIDTH = 8.43  # Excel's default column width, in characters
+CHART_PIXELS = 15 / 2.54 * 96  # openpyxl's default chart: 15 cm wide
+
+
+def _fit_columns(sheet: Any, grid: list[list[Any]]) -> int:
+    """Give every column the width its widest cell shows (header, label or formatted figure);
+    returns how many columns hold anything."""
+    from openpyxl.utils import get_column_letter
+
+    widest: dict[int, float] = {}
+    for line in grid:
+        for index, value in enumerate(line, 1):
+            shown = getattr(value, "value", value)
+            if shown in (None, ""):
+                continue
+            strong = bool(getattr(getattr(value, "font", None), "b", False))
+            fit = column_width(shown_width(shown, getattr(value, "number_format", None)), strong)
+            widest[index] = max(widest.get(index, 0.0), fit)
+    for index, fit in widest.items():
+        sheet.column_dimensions[get_column_letter(index)].width = max(fit, DEFAULT_WIDTH)
+    return max(widest, default=1)
+
+
+def _pixels(characters: float) -> float:
+    return int(characters * 7 + 5)  # Excel's conversion for the default font (Calibri 11)
+
+
+def _chart_end(sheet: Any, first_column: int) -> int:
+    """The last column a default-sized chart anchored at `first_column` reaches."""
+    from openpyxl.utils import get_column_letter
+
+    column, covered = first_column, 0.0
+    while True:
+        letter = get_column_letter(column)
+        # Not `column_dimensions[letter]` for a column left alone: that would create it.
+        known = sheet.column_dimensions[letter].width if letter in sheet.column_dimensions else 0
+        covered += _pixels(known or DEFAULT_WIDTH)
+        if covered >= CHART_PIXELS:
+            return column
+        column += 1
 
 
 MOVEMENT_HEADER = ("Month", "New", "Expansion", "Contraction", "Churn", "Reactivation", "MRR")

@@ -238,8 +238,7 @@ class XlsxWriter:
         if self._sheet is None or self.rows % self.sheet_rows == 0:
             self._sheets += 1
             name = self.title if self._sheets == 1 else f"{self.title} {self._sheets}"
-            self._sheet = self._workbook.create_sheet(name)
-            self._sheet.append(self.columns)
+            self._sheet = self._data_sheet(name)
         self._sheet.append(
             [
                 _typed(self._sheet, row.get(c), kind)
@@ -249,9 +248,32 @@ class XlsxWriter:
         self.rows += 1
         return b""
 
+    def _data_sheet(self, name: str) -> Any:
+        """A data sheet with its bold header row frozen, widths for its columns' kinds and a
+        print layout one page wide (set before the first row: the sheet is write-only)."""
+        # openpyxl loads only for XLSX work (cold start)
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Font
+        from openpyxl.utils import get_column_letter
+
+        sheet = self._workbook.create_sheet(name)
+        for index, (column, kind) in enumerate(zip(self.columns, self.kinds, strict=True), 1):
+            wanted = max(len(column), KIND_WIDTHS.get(kind, KIND_WIDTHS["text"]))
+            sheet.column_dimensions[get_column_letter(index)].width = column_width(wanted, True)
+        sheet.freeze_panes = "A2"
+        print_one_page_wide(sheet, "1:1")
+        bold = Font(bold=True)
+        header = []
+        for column in self.columns:
+            cell = WriteOnlyCell(sheet, value=column)
+            cell.font = bold
+            header.append(cell)
+        sheet.append(header)
+        return sheet
+
     def finish(self) -> bytes:
         if self._sheet is None:
-            self._workbook.create_sheet(self.title).append(self.columns)
+            self._data_sheet(self.title)
         self._workbook.save(self.path)
         return b""
 
@@ -288,6 +310,62 @@ def _cell(value: Any) -> Any:
 
 
 MONEY_FORMAT = "#,##0.00"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+DATE_FORMAT = "yyyy-mm-dd"
+# Characters a data column's values take, by kind (a write-only sheet's widths are set before
+# its first row, so they come from the column's kind and header, not from its values).
+KIND_WIDTHS = {
+    "datetime": 20,
+    "date": 11,
+    "money": 14,
+    "number": 14,
+    "int": 10,
+    "bool": 7,
+    "json": 50,
+    "text": 16,
+    "auto": 16,
+}
+MAX_WIDTH = 60
+
+
+def shown_width(value: Any, number_format: str | None = None) -> int:
+    """Roughly how many characters a cell shows: what a column must be wide enough for."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, int | float | Decimal):
+        number = float(value)
+        if number_format and number_format.endswith("%"):
+            decimals = number_format.count("0") - 1
+            return len(f"{number * 100:.{decimals}f}%")
+        if number_format == MONEY_FORMAT:
+            return len(f"{number:,.2f}")
+        if number_format and "." in number_format:
+            return len(f"{number:.{len(number_format.split('.')[1])}f}")
+        return len(f"{number:g}" if isinstance(value, float) else str(value))
+    if isinstance(value, datetime):
+        return 19
+    if isinstance(value, date):
+        return 10
+    return max((len(part) for part in str(value).splitlines()), default=0)
+
+
+def column_width(characters: int, bold: bool = False) -> float:
+    """A column width (in Excel's character units) that shows `characters` without cutting:
+    a little padding, bold text being wider."""
+    return float(min(MAX_WIDTH, round(characters * (1.1 if bold else 1.0)) + 2))
+
+
+def print_one_page_wide(sheet: Any, title_rows: str | None = None) -> None:
+    """Landscape, scaled to one page wide (as many pages down as it takes), the header rows
+    repeated on every printed page."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    if title_rows:
+        sheet.print_title_rows = title_rows
 
 
 def _typed(sheet: Any, value: Any, kind: str) -> Any:
@@ -300,12 +378,13 @@ def _typed(sheet: Any, value: Any, kind: str) -> Any:
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     elif kind == "date" and isinstance(value, str):
         value = date.fromisoformat(value)
-    if kind == "money":
+    formats = {"money": MONEY_FORMAT, "datetime": DATETIME_FORMAT, "date": DATE_FORMAT}
+    if kind in formats:
         # openpyxl loads only for XLSX work (cold start)
         from openpyxl.cell import WriteOnlyCell
 
-        cell = WriteOnlyCell(sheet, value=float(value))
-        cell.number_format = MONEY_FORMAT
+        cell = WriteOnlyCell(sheet, value=float(value) if kind == "money" else _cell(value))
+        cell.number_format = formats[kind]
         return cell
     return _cell(value)
 
