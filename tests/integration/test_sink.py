@@ -20,6 +20,7 @@ from devstack.sink import (
     ga4_validation_messages,
     mixpanel_record_error,
 )
+from success_metrics.sync.platforms import mixpanel_batches, send_mixpanel
 
 AUTH = ("svc-account.mp-service-account", "secret")
 GA4_QUERY = {"measurement_id": "G-TEST123", "api_secret": "s3cret"}
@@ -682,3 +683,61 @@ def test_google_user_deletion_takes_a_token_from_the_refresh_grant_only(
     assert answer.status_code == 200
     assert answer.json()["id"] == request["id"]
     assert answer.json()["deletionRequestTime"].endswith("Z")
+
+
+# ------------------------------------------------- the Mixpanel client's batches, against the sink
+
+
+TWO_MB = 2 * 1024 * 1024  # SPEC §4: the client's cap on a request's uncompressed JSON
+
+
+def stored_doc(index: int, note: str = "") -> dict[str, Any]:
+    """A stored event document as the sync path hands it to the Mixpanel client."""
+    return {
+        "id": f"evt_{index:05d}",
+        "type": "couple.vendor_searched",
+        "category": "couple",
+        "occurred_at": "2026-12-06T10:00:00Z",
+        "user_id": f"usr_{index}",
+        "user_type": "couple",
+        "properties": {"note": note} if note else {},
+    }
+
+
+def deliver(sink: Sink, docs: list[dict[str, Any]]) -> list[list[tuple[str, bytes]]]:
+    """Batch the documents as PlatformSync does and send every batch to the sink."""
+    batches = list(mixpanel_batches(docs))
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        for batch in batches:
+            outcome = send_mixpanel(http, sink.url, {"api_secret": "s"}, "77", batch)
+            assert outcome.status == 200, outcome.error
+            assert len(outcome.delivered) == len(batch)
+    return batches
+
+
+def test_the_mixpanel_client_sends_2001_events_as_2000_and_1(sink: Sink) -> None:
+    docs = [stored_doc(i) for i in range(2001)]
+
+    batches = deliver(sink, docs)
+
+    assert [len(b) for b in batches] == [2000, 1]
+    assert [event_id for b in batches for event_id, _ in b] == [d["id"] for d in docs]
+    recorded = sink.requests(platform="mixpanel")
+    assert [len(json.loads(r["body"])) for r in recorded] == [2000, 1]
+
+
+def test_the_mixpanel_client_splits_at_2_mb_of_uncompressed_json(sink: Sink) -> None:
+    sink.mixpanel_max_bytes = TWO_MB  # the SPEC's cap: a larger request is refused
+    docs = [stored_doc(i, note="x" * 100_000) for i in range(45)]  # about 4.5 MB
+
+    batches = deliver(sink, docs)
+
+    bodies = [b"[" + b",".join(encoded for _, encoded in batch) + b"]" for batch in batches]
+    assert len(batches) == 3
+    assert all(len(body) <= TWO_MB for body in bodies)
+    # Each full request holds as many events as fit: one more would cross 2 MB.
+    for body, following in zip(bodies, batches[1:], strict=False):
+        assert len(body) + 1 + len(following[0][1]) > TWO_MB
+    assert [event_id for b in batches for event_id, _ in b] == [d["id"] for d in docs]
+    recorded = sink.requests(platform="mixpanel")
+    assert sum(len(json.loads(r["body"])) for r in recorded) == 45
