@@ -382,6 +382,16 @@ def test_a_fanned_out_export_is_byte_identical_to_one_worker(
     assert many["progress"]["rows"] == EVENT_COUNT
 
 
+def assert_rows_reported(world: World, job: dict[str, Any], mails_before: int) -> None:
+    """The row count a person is told (the job's progress, the manifest, the email) is the
+    file's, however many times the export was resumed."""
+    assert job["progress"]["rows"] == EVENT_COUNT, job["progress"]
+    assert manifest(world.org.org_id, job["id"])["rows"] == EVENT_COUNT
+    [mail] = sent_emails()[mails_before:]
+    text = mail.get_body(("plain",)).get_content()
+    assert f"Rows: {EVENT_COUNT:,}" in text, text
+
+
 class Killed(Exception):
     """A simulated crash: the Lambda stopped at this point."""
 
@@ -439,8 +449,9 @@ def test_killed_at_random_points_many_times_the_file_is_byte_identical(
         patches = chaos(rng, probability=0.2)
         for patch in patches:
             patch.start()
+        mails = len(sent_emails())
         try:
-            created = world.api.create(**spec, **SEASON)
+            created = world.api.create(**spec, notify=["ops@example.com"], **SEASON)
             invocations = world.run(crashes_resend=True)
         finally:
             for patch in patches:
@@ -449,6 +460,7 @@ def test_killed_at_random_points_many_times_the_file_is_byte_identical(
         assert job["status"] == "succeeded", (trial, job)
         kills += invocations - 1
         assert hashlib.sha256(world.file(job)).hexdigest() == hashlib.sha256(reference).hexdigest()
+        assert_rows_reported(world, job, mails)
     assert kills >= 6  # the chaos really interrupted the workers
     # Uploads the crashed workers left open were aborted when the export finished.
     bucket = world.stack.physical["ExportsBucket"]["Ref"]
@@ -468,7 +480,8 @@ def test_handover_when_time_runs_short_gives_the_same_file_and_shows_progress(
         clock["calls"] += 1
         return 10_000
 
-    created = world.api.create(format="ndjson", **SEASON)
+    mails = len(sent_emails())
+    created = world.api.create(format="ndjson", notify=["ops@example.com"], **SEASON)
     world.run(remaining_ms=remaining, max_invocations=1)
     partial = world.api.get(created.json["id"]).json
     assert partial["status"] == "running"
@@ -481,6 +494,7 @@ def test_handover_when_time_runs_short_gives_the_same_file_and_shows_progress(
     assert job["status"] == "succeeded"
     assert invocations >= 3
     assert world.file(job) == reference
+    assert_rows_reported(world, job, mails)
 
 
 # ------------------------------------------------------------------ xlsx specifics
@@ -498,13 +512,16 @@ def test_xlsx_starts_a_new_sheet_at_the_boundary_and_resumes_identically(
     patches = chaos(random.Random(5), probability=0.2)
     for patch in patches:
         patch.start()
+    mails = len(sent_emails())
     try:
-        created = world.api.create(format="xlsx", **SEASON)
+        created = world.api.create(format="xlsx", notify=["ops@example.com"], **SEASON)
         world.run(crashes_resend=True)
     finally:
         for patch in patches:
             patch.stop()
-    resumed = read_xlsx(world.file(world.api.get(created.json["id"]).json))
+    job = world.api.get(created.json["id"]).json
+    assert_rows_reported(world, job, mails)
+    resumed = read_xlsx(world.file(job))
     for name in reference.sheetnames:
         assert [list(r) for r in resumed[name].iter_rows(values_only=True)] == [
             list(r) for r in reference[name].iter_rows(values_only=True)
