@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from devstack.functions import LocalFunction
 from devstack.lambda_events import ACCOUNT, REGION, authorizer_event, http_event
+from devstack.terminal import QuietHTTPServer
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway HTTP API payload limit
 
@@ -191,7 +192,7 @@ def _response(result: Any, base: dict[str, str]) -> tuple[int, dict[str, str], b
     return int(result["statusCode"]), headers, raw
 
 
-def serve(api: HttpApi, host: str, port: int) -> ThreadingHTTPServer:
+def serve(api: HttpApi, host: str, port: int) -> QuietHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # One write per answer: headers and body sent apart meet the peer's delayed ACK (40 ms).
@@ -229,7 +230,7 @@ def serve(api: HttpApi, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = QuietHTTPServer((host, port), Handler)
+    server.name = "HTTP API"
     threading.Thread(target=server.serve_forever, name="http-api", daemon=True).start()
     return server

@@ -19,15 +19,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
 
 SUMMARY_SECONDS = 30.0
 # The EMF metrics the summary adds up, and how it words them.
 SUMMED = {
-    "EventsAccepted": "events accepted",
-    "DeliveryRequests": "delivery requests",
-    "ExportsSucceeded": "exports finished",
+    "EventsAccepted": ("event accepted", "events accepted"),
+    "DeliveryRequests": ("delivery request", "delivery requests"),
+    "ExportsSucceeded": ("export finished", "exports finished"),
 }
 STACK_PREFIX = "[devstack]"
 
@@ -106,9 +107,10 @@ class Activity:
             others = len(self.invocations) - 4
             line = f"{total} invocations ({busiest}{f', +{others} more' if others > 0 else ''})"
             line += f", {self.errors} failed"
-            for name, words in SUMMED.items():
+            for name, (one, many) in SUMMED.items():
                 if self.metrics[name]:
-                    line += f"; {self.metrics[name]:,} {words}"
+                    count = self.metrics[name]
+                    line += f"; {count:,} {one if count == 1 else many}"
             self.invocations.clear()
             self.metrics.clear()
             self.errors = 0
@@ -266,3 +268,22 @@ class Terminal:
                         handler.setStream(self.original[1])
         sys.stdout, sys.stderr = self.original
         self.stdout.close()
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client goes away (a
+    keep-alive connection reset or closed mid-request is normal) and prints one line for any
+    other failure of a request's handling."""
+
+    daemon_threads = True
+    name = "HTTP server"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        failure = sys.exc_info()[1]
+        if isinstance(failure, ConnectionError | TimeoutError):
+            return
+        print(
+            f"{STACK_PREFIX} {self.name}: a request from {client_address[0]} failed: "
+            f"{type(failure).__name__}: {failure}",
+            file=sys.stderr,
+        )

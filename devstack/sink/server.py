@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -48,6 +48,7 @@ from devstack.sink.mixpanel import (
     mixpanel_record_error,
 )
 from devstack.sink.slack import SLACK_MIN_INTERVAL_S, slack_payload_error
+from devstack.terminal import QuietHTTPServer
 
 
 def _route(path: str) -> str:
@@ -68,9 +69,9 @@ def _route(path: str) -> str:
     return "webhook"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietHTTPServer):
     allow_reuse_address = True
+    name = "sink"
     sink: Sink
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from devstack.terminal import Activity, Router, notable
+import pytest
+
+from devstack.terminal import Activity, QuietHTTPServer, Router, notable
 
 
 def record(message: str, level: str = "INFO", **extra: object) -> str:
@@ -110,3 +113,24 @@ def test_finished_work_is_announced_and_request_ids_are_the_functions_own() -> N
     assert notable("SyncRouterFunction", json.loads(record("boom", "ERROR"))) == (
         "✗ SyncRouterFunction: boom"
     )
+
+
+def test_a_client_going_away_prints_nothing_and_other_failures_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = QuietHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler, bind_and_activate=False)
+    server.name = "HTTP API"
+    for failure in (ConnectionResetError(104, "Connection reset by peer"), BrokenPipeError()):
+        try:
+            raise failure
+        except OSError:
+            server.handle_error(None, ("127.0.0.1", 5))
+    assert capsys.readouterr().err == ""
+    try:
+        raise ValueError("bad header")
+    except ValueError:
+        server.handle_error(None, ("127.0.0.1", 5))
+    assert capsys.readouterr().err == (
+        "[devstack] HTTP API: a request from 127.0.0.1 failed: ValueError: bad header\n"
+    )
+    server.server_close()
