@@ -92,6 +92,12 @@ class CapacityMeter:
             purpose = "ledgers" if "|ledger|" in params["Key"]["pk"]["S"] else "claims"
             self._read(purpose, 1)  # a ledger is a few KB at most: 1 RCU per 4 KB
 
+    def after(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        """An UpdateItem (a request's event claims, written into one item) costs the item's
+        size after it (1 WCU per KB): its answer holds the whole item (ReturnValues ALL_NEW)."""
+        if model.name == "UpdateItem":
+            self._write("claims", math.ceil(item_kb(parsed.get("Attributes") or {}) or 1))
+
     updates = 0
 
     def settle(self, counter_item_kb: float) -> None:
@@ -181,6 +187,7 @@ def main() -> None:
 
         def aggregate(meter: CapacityMeter) -> float:
             ddb.meta.events.register("before-parameter-build.dynamodb.*", meter)
+            ddb.meta.events.register("after-call.dynamodb.UpdateItem", meter.after)
             started = time.perf_counter()
             while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
                 "Messages", []
@@ -189,6 +196,7 @@ def main() -> None:
                     aggregator.handle(message["MessageId"], json.loads(message["Body"]))
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             ddb.meta.events.unregister("before-parameter-build.dynamodb.*", meter)
+            ddb.meta.events.unregister("after-call.dynamodb.UpdateItem", meter.after)
             return time.perf_counter() - started
 
         ingest(events)

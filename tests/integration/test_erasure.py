@@ -552,6 +552,15 @@ def test_an_anonymous_id_is_erased_everywhere_and_nothing_of_another_id_or_org(
     # one signed in as Cara (found by the scan).
     assert systems["events"]["count"] == len(guest)
     assert systems["metric_claims"]["count"] >= len(guest)  # each event's own claim
+    # The events' claims live in their request's item: the guest's are gone from it, the
+    # bystanders' stay.
+    [request_claims] = [
+        item
+        for item in scan_all(stack.physical["MetricsClaimsTable"]["Ref"])
+        if item["pk"]["S"].startswith(f"{org.org_id}|events|")
+    ]
+    assert not {g["id"] for g in guest} & set(request_claims)
+    assert {o["id"] for o in others} <= set(request_claims)
     assert systems["consent"]["count"] >= 1  # the consent observed for the device
     assert systems["deliveries"]["count"] > 0
     assert systems["references"]["count"] == 1  # Ben's invitation

@@ -23,6 +23,7 @@ from success_metrics.metrics import aggregator
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.stores import metrics as metrics_store
 from success_metrics.stores import organizations
+from tests.integration.conftest import scan_all
 from tests.support import invoke_http
 from tests.support.api import authorize
 from tests.support.metrics import (
@@ -491,3 +492,35 @@ def test_a_ledger_outlives_a_short_retention_by_a_yearly_billing_interval(
     )["Item"]
     kept_days = (int(item["expires_at"]["N"]) - time.time()) / 86400
     assert 399 < kept_days <= 400
+
+
+def test_a_requests_event_claims_are_one_item_and_old_messages_still_count_once(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(350, seed=9)
+    ingest(webhook_handler, org, events[:250], batch=250)
+    ingest(webhook_handler, org, events[250:], batch=100)
+    [(first_id, first), (_, second)] = sorted(
+        metrics_messages(stack), key=lambda m: -len(m[1]["events"])
+    )
+
+    with iam.acting_as("MetricsAggregateFunction"):
+        aggregator.handle(first_id, first)
+        # A message queued before messages carried their request's id (or an old dead letter
+        # replayed) claims event by event; queued twice, its events still count once.
+        legacy = {k: v for k, v in second.items() if k != "webhook_id"}
+        aggregator.handle("old-1", legacy)
+        aggregator.handle("old-2", legacy)
+
+    assert_matches_recomputation(org.org_id, events)
+    claims = scan_all(stack.physical["MetricsClaimsTable"]["Ref"])
+    [request_item] = [
+        c for c in claims if c["pk"]["S"] == f"{org.org_id}|events|{first['webhook_id']}"
+    ]
+    # 250 events claimed in one item (three writes: 100 claims per expression), by the message.
+    claimed = {k: v["S"] for k, v in request_item.items() if k not in ("pk", "expires_at")}
+    assert set(claimed) == {e["id"] for e in first["events"]}
+    assert set(claimed.values()) == {first_id}
+    per_event = [c for c in claims if c["pk"]["S"].startswith(f"{org.org_id}|event|")]
+    assert len(per_event) == 100
+    assert {c["mid"]["S"] for c in per_event} == {"old-1"}

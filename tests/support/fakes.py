@@ -68,6 +68,10 @@ class FakeClaims:
         self.keys -= found
         return len(found)
 
+    def forget_events(self, org_id: str, event_ids: Iterable[str]) -> int:
+        """The events' claims in their requests' items: kept here as `events|<event id>`."""
+        return self.delete_existing(org_id, (f"events|{e}" for e in event_ids))
+
 
 class FakeSuppression:
     def __init__(self) -> None:

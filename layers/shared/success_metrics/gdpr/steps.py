@@ -48,6 +48,7 @@ class EventStore(Protocol):
 
 class ClaimStore(Protocol):
     def delete_existing(self, org_id: str, claim_keys: Iterable[str]) -> int: ...
+    def forget_events(self, org_id: str, event_ids: Iterable[str]) -> int: ...
 
 
 class SuppressionList(Protocol):
@@ -197,6 +198,8 @@ def _erase(run: Run, docs: list[dict[str, Any]], discover: bool = True) -> None:
     org_id = run.org.org_id
     claims = run.job.systems["metric_claims"]
     claims.count += run.stores.claims.delete_existing(org_id, _claim_keys(run.subject, docs))
+    # The events' own claims, in their requests' items (read while the events still exist).
+    claims.count += run.stores.claims.forget_events(org_id, [str(d["id"]) for d in docs])
     run.stores.events.delete(org_id, (str(d["id"]) for d in docs))
     # Their entries in the mention index name their ids (which may hold the subject's).
     run.stores.mentions(run.org).forget_events(docs)
@@ -234,7 +237,8 @@ def _learn(run: Run, doc: dict[str, Any], discover: bool = True) -> None:
 
 
 def _claim_keys(subject: Subject, docs: list[dict[str, Any]]) -> list[str]:
-    """Each event's own claim and, for a user, the per-user claims (`once|signup|<user>`,
+    """Each event's own claim as earlier versions kept it (one item per event) and, for a
+    user, the per-user claims (`once|signup|<user>`,
     `dist|…|active|<user>`…). Claims name user ids only: an anonymous id's events with a user
     id keep that user's claims."""
     users = {clean(u, 128) for u in subject.user_ids()}

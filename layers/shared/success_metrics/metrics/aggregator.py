@@ -1,9 +1,9 @@
 """Applying contributions exactly once (docs/metrics.md has the reasoning and the costs).
 
 For each SQS message of accepted events:
-1. claim each event id in the claims table (conditional put, remembering the message id): an
-   event already claimed by another message is skipped; one claimed by this same message (a
-   redelivery) is ours again;
+1. claim each event id in the claims table, all in the one item of the ingestion request that
+   queued them (`if_not_exists` per event, remembering the message id): an event already claimed
+   by another message is skipped; one claimed by this same message (a redelivery) is ours again;
 2. claim each once-ever and first-in-period fact of our events the same way (batch-read first,
    so facts that already exist cost a read, not a write);
 3. add up the deltas per counter item (organization, day, shard) and apply each item's update in
@@ -36,7 +36,7 @@ from success_metrics.metrics import funnel, subscriptions
 from success_metrics.metrics.contributions import Token, contribution
 from success_metrics.stores import metrics as metrics_store
 from success_metrics.stores import organizations, suppression
-from success_metrics.stores.claims import Claims
+from success_metrics.stores.claims import Claims, events_group
 
 # How long a message's ledger differences are kept for its redelivery: the queue's retention
 # (14 days) and a replay from its dead-letter queue.
@@ -55,13 +55,24 @@ class Deltas:
 
 
 def compute_deltas(
-    org_id: str, message_id: str, documents: list[dict[str, Any]], retention_days: int
+    org_id: str,
+    message_id: str,
+    documents: list[dict[str, Any]],
+    retention_days: int,
+    webhook_id: str | None = None,
 ) -> Deltas:
     claims = Claims(org_id, message_id, int(time.time()) + retention_days * 86400)
     contributions = sorted((contribution(d) for d in documents), key=lambda c: (c.day, c.event_id))
-    event_tokens = [Token(f"event|{c.event_id}", {}) for c in contributions]
-    ours_events = claims.claim_all(event_tokens)
-    counted = [c for c in contributions if f"event|{c.event_id}" in ours_events]
+    if webhook_id is not None:
+        # Only the request that stored an event queues it (again, when resumed): its events'
+        # claims live together, one write for the lot.
+        ours_ids = claims.claim_in_group(
+            events_group(webhook_id), [c.event_id for c in contributions]
+        )
+    else:  # a message without its request's id: one claim item per event
+        tokens = [Token(f"event|{c.event_id}", {}) for c in contributions]
+        ours_ids = {k.split("|", 1)[1] for k in claims.claim_all(tokens)}
+    counted = [c for c in contributions if c.event_id in ours_ids]
     ours_facts = claims.claim_all([t for c in counted for t in c.tokens])
     deltas = Deltas()
     counted_facts: set[str] = set()
@@ -160,5 +171,7 @@ def handle(message_id: str, body: dict[str, Any]) -> int:
     org = organizations.get_organization(body["org_id"])
     # An erased user's events still in the queue are not counted (nor claimed) any more.
     docs, _ = suppression.drop(org, body["events"])
-    deltas = compute_deltas(org.org_id, message_id, docs, org.retention_days)
+    deltas = compute_deltas(
+        org.org_id, message_id, docs, org.retention_days, body.get("webhook_id")
+    )
     return apply(org.org_id, message_id, deltas)

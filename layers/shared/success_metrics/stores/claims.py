@@ -1,6 +1,7 @@
 """The metric claims table (`MetricsClaimsTable`, `pk = <org>|<fact>`): one item per counted
-event and per counted once-ever or first-in-period fact (see docs/metrics.md). The aggregator
-claims them; an erasure deletes a subject's."""
+once-ever or first-in-period fact, and one item per ingestion request (`events|<webhook id>`)
+holding a claim per counted event of it (see docs/metrics.md). The aggregator claims them; an
+erasure deletes a subject's."""
 
 from __future__ import annotations
 
@@ -32,6 +33,49 @@ def delete_existing(org_id: str, claim_keys: Iterable[str]) -> int:
     wanted = [{"pk": {"S": f"{org_id}|{k}"}} for k in dict.fromkeys(claim_keys)]
     found = batch.get(aws.dynamodb(), table, wanted, projection="pk")
     return batch.delete(aws.dynamodb(), table, [{"pk": i["pk"]} for i in found])
+
+
+# Claims written by one UpdateItem: DynamoDB caps an expression at 4 KB, and each claim takes
+# `#nN = if_not_exists(#nN, :mid), ` (about 30 characters).
+GROUP_CLAIMS_PER_CALL = 100
+
+
+def events_group(webhook_id: str) -> str:
+    """The claims item of the events of one ingestion request (a resumed request queues the
+    same events again under the same webhook id: they meet their claims there)."""
+    return f"events|{webhook_id}"
+
+
+def forget_events(org_id: str, event_ids: Iterable[str]) -> int:
+    """Remove the claims of these stored events (found in their request's item: read their
+    webhook ids before the events are deleted); returns how many existed."""
+    from success_metrics.stores import events
+
+    by_group: dict[str, list[str]] = {}
+    for event_id, webhook_id in events.webhook_ids(org_id, event_ids).items():
+        by_group.setdefault(events_group(webhook_id), []).append(event_id)
+    table = get_settings().metrics_claims_table
+    removed = 0
+    for group, ids in sorted(by_group.items()):
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), GROUP_CLAIMS_PER_CALL):
+            chunk = unique[start : start + GROUP_CLAIMS_PER_CALL]
+            names = {f"#n{i}": event_id for i, event_id in enumerate(chunk)}
+            try:
+                answer = aws.dynamodb().update_item(
+                    TableName=table,
+                    Key={"pk": {"S": f"{org_id}|{group}"}},
+                    UpdateExpression="REMOVE " + ", ".join(names),
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames=names,
+                    ReturnValues="UPDATED_OLD",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    break  # no claims item for this request (never counted, or expired)
+                raise
+            removed += len(answer.get("Attributes", {}))
+    return removed
 
 
 # A ledger outlives a short retention: a supplier on a yearly plan changes it once a year, and
@@ -101,6 +145,32 @@ class Claims:
                 continue
             if self.claim(token.key, token.value):
                 ours.add(token.key)
+        return ours
+
+    def claim_in_group(self, group: str, names: Sequence[str]) -> set[str]:
+        """Claim each of `names` inside the one item `group`, as few writes as the expression
+        limit allows: each claim is set to this message's id only where it is absent
+        (`if_not_exists`, atomic within the item), and the item as written tells which are this
+        message's: the ones just claimed, or claimed by an earlier delivery of it."""
+        ours: set[str] = set()
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), GROUP_CLAIMS_PER_CALL):
+            chunk = unique[start : start + GROUP_CLAIMS_PER_CALL]
+            attribute = {f"#n{i}": name for i, name in enumerate(chunk)}
+            claims = ", ".join(f"{a} = if_not_exists({a}, :mid)" for a in attribute)
+            answer = aws.dynamodb().update_item(
+                TableName=self.table,
+                Key={"pk": {"S": self._pk(group)}},
+                UpdateExpression=f"SET {claims}, expires_at = :expires",
+                ExpressionAttributeNames=attribute,
+                ExpressionAttributeValues={
+                    ":mid": {"S": self.message_id},
+                    ":expires": {"N": str(self.expires_at)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+            item = answer["Attributes"]
+            ours.update(n for n in chunk if item.get(n, {}).get("S") == self.message_id)
         return ours
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -166,6 +166,19 @@ def read_documents(org_id: str, event_ids: Iterable[str]) -> list[dict[str, Any]
     return [json.loads(i["body"]["S"]) for i in found]
 
 
+def webhook_ids(org_id: str, event_ids: Iterable[str]) -> dict[str, str]:
+    """The id of the ingestion request that stored each of these events (missing ids are left
+    out)."""
+    keys = [_key(org_id, e) for e in dict.fromkeys(event_ids)]
+    if not keys:
+        return {}
+    table = get_settings().events_table
+    found = batch.get(
+        aws.dynamodb(), table, keys, consistent=True, projection="event_id, webhook_id"
+    )
+    return {i["event_id"]["S"]: i["webhook_id"]["S"] for i in found if "webhook_id" in i}
+
+
 def delete(org_id: str, event_ids: Iterable[str]) -> int:
     keys = [_key(org_id, e) for e in dict.fromkeys(event_ids)]
     return batch.delete(aws.dynamodb(), get_settings().events_table, keys)
