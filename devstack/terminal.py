@@ -217,19 +217,15 @@ class Terminal:
         self.directory = directory
         self.activity = Activity()
         self.original = (sys.stdout, sys.stderr)
-        self.stdout = Router(
-            sys.stdout,
-            directory,
-            verbose=verbose,
-            activity=self.activity,
-            current=observability.current_function,
-        )
-        self.stderr = Router(
-            sys.stderr,
-            directory,
-            verbose=verbose,
-            activity=self.activity,
-            current=observability.current_function,
+        self.stdout, self.stderr = (
+            Router(
+                stream,
+                directory,
+                verbose=verbose,
+                activity=self.activity,
+                current=observability.current_function,
+            )
+            for stream in self.original
         )
         self.stderr.files = self.stdout.files  # one file per function, both streams in it
         self.stderr.lock = self.stdout.lock
