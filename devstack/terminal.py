@@ -214,7 +214,6 @@ class Terminal:
     def __init__(self, directory: Path, *, verbose: bool) -> None:
         from success_metrics import observability
 
-        self.directory = directory
         self.activity = Activity()
         self.original = (sys.stdout, sys.stderr)
         self.stdout, self.stderr = (

@@ -144,7 +144,7 @@ class Waiter:
             f"(see it with: {self.kind.show_command.format(ident)})"
         )
 
-    def _deadline(self, job: Job, timeout: float) -> Callable[[Job], None]:
+    def _deadline(self, timeout: float) -> Callable[[Job], None]:
         deadline = self.clock() + timeout
 
         def check(current: Job) -> None:
@@ -156,7 +156,7 @@ class Waiter:
         return check
 
     def _with_lines(self, job: Job, timeout: float) -> Job:
-        check = self._deadline(job, timeout)
+        check = self._deadline(timeout)
         last = None
         while True:
             text = self.kind.line(job)
@@ -170,7 +170,7 @@ class Waiter:
             job = self.fetch(job[self.kind.ident])
 
     def _with_bar(self, job: Job, timeout: float) -> Job:
-        check = self._deadline(job, timeout)
+        check = self._deadline(timeout)
         first = self.kind.read(job)
         with _bar(self.console, self.clock) as progress:
             task = progress.add_task(

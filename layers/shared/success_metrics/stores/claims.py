@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -40,6 +40,14 @@ def delete_existing(org_id: str, claim_keys: Iterable[str]) -> int:
 GROUP_CLAIMS_PER_CALL = 100
 
 
+def _in_calls(names: Iterable[str]) -> Iterator[dict[str, str]]:
+    """The distinct `names` in groups one expression can hold, as `#nN` placeholders."""
+    unique = list(dict.fromkeys(names))
+    for start in range(0, len(unique), GROUP_CLAIMS_PER_CALL):
+        chunk = unique[start : start + GROUP_CLAIMS_PER_CALL]
+        yield {f"#n{i}": name for i, name in enumerate(chunk)}
+
+
 def events_group(webhook_id: str) -> str:
     """The claims item of the events of one ingestion request (a resumed request queues the
     same events again under the same webhook id: they meet their claims there)."""
@@ -57,10 +65,7 @@ def forget_events(org_id: str, event_ids: Iterable[str]) -> int:
     table = get_settings().metrics_claims_table
     removed = 0
     for group, ids in sorted(by_group.items()):
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), GROUP_CLAIMS_PER_CALL):
-            chunk = unique[start : start + GROUP_CLAIMS_PER_CALL]
-            names = {f"#n{i}": event_id for i, event_id in enumerate(chunk)}
+        for names in _in_calls(ids):
             try:
                 answer = aws.dynamodb().update_item(
                     TableName=table,
@@ -153,10 +158,7 @@ class Claims:
         (`if_not_exists`, atomic within the item), and the item as written tells which are this
         message's: the ones just claimed, or claimed by an earlier delivery of it."""
         ours: set[str] = set()
-        unique = list(dict.fromkeys(names))
-        for start in range(0, len(unique), GROUP_CLAIMS_PER_CALL):
-            chunk = unique[start : start + GROUP_CLAIMS_PER_CALL]
-            attribute = {f"#n{i}": name for i, name in enumerate(chunk)}
+        for attribute in _in_calls(names):
             claims = ", ".join(f"{a} = if_not_exists({a}, :mid)" for a in attribute)
             answer = aws.dynamodb().update_item(
                 TableName=self.table,
@@ -170,7 +172,9 @@ class Claims:
                 ReturnValues="ALL_NEW",
             )
             item = answer["Attributes"]
-            ours.update(n for n in chunk if item.get(n, {}).get("S") == self.message_id)
+            ours.update(
+                n for n in attribute.values() if item.get(n, {}).get("S") == self.message_id
+            )
         return ours
 
     def get(self, key: str) -> dict[str, Any] | None:
