@@ -1,0 +1,59 @@
+"""DynamoDB limits moto does not check, for a request's event claims: an UpdateItem expression
+is at most 4 KB, and the claims item of the largest request (500 events, ids of 128 characters)
+stays far under the 400 KB item limit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from success_metrics import aws
+from success_metrics.stores import claims as claims_store
+
+EXPRESSION_LIMIT = 4096
+ITEM_LIMIT = 400 * 1024
+MAX_EVENTS = 500  # SPEC: at most 500 events per request
+
+
+class RecordingTable:
+    """Applies SET if_not_exists / REMOVE to one in-memory item, and keeps every request."""
+
+    def __init__(self) -> None:
+        self.item: dict[str, Any] = {}
+        self.requests: list[dict[str, Any]] = []
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        names = request["ExpressionAttributeNames"]
+        expression = request["UpdateExpression"]
+        if expression.startswith("REMOVE"):
+            old = {n: self.item.pop(n) for n in names.values() if n in self.item}
+            return {"Attributes": old}
+        self.item.setdefault("pk", request["Key"]["pk"])
+        for name in names.values():
+            self.item.setdefault(name, request["ExpressionAttributeValues"][":mid"])
+        self.item["expires_at"] = request["ExpressionAttributeValues"][":expires"]
+        return {"Attributes": dict(self.item)}
+
+
+def test_the_largest_requests_claims_fit_dynamodbs_expression_and_item_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = RecordingTable()
+    monkeypatch.setattr(aws, "dynamodb", lambda: table)
+    monkeypatch.setenv("METRICS_CLAIMS_TABLE", "claims")
+    ids = [f"e{i:03d}".ljust(128, "x") for i in range(MAX_EVENTS)]
+    message = "3f1c2b9e-5d8a-4c3b-9e2f-7a6b5c4d3e2f"  # an SQS message id
+
+    ours = claims_store.Claims("org_1234567890abcdef", message, 2_000_000_000).claim_in_group(
+        claims_store.events_group("msg_" + "w" * 60), ids
+    )
+
+    assert ours == set(ids)
+    assert len(table.requests) == MAX_EVENTS // claims_store.GROUP_CLAIMS_PER_CALL
+    for request in table.requests:
+        assert len(request["UpdateExpression"].encode()) <= EXPRESSION_LIMIT
+    size = sum(len(k.encode()) + len(json.dumps(v).encode()) for k, v in table.item.items())
+    assert size < ITEM_LIMIT / 4
