@@ -7,8 +7,18 @@ answers 202 at once, driven by the same producers): the ratio shows what the sta
 the HTTP round trip. Afterwards the pipeline is checked: the stored events equal the sum of the
 accepted counts, the metrics count them exactly, and no answer was a 5xx.
 
+The stack also logs every AWS call its event path makes (`SM_CALL_LOG`: ingestion, the
+router, the platform sync, the metrics and the event sources polling for them). Once the
+pipeline has caught up, those calls are replayed bare against a fresh emulator (`python -m
+devstack --emulator-only`: the same moto, the same provisioned template, IAM on), from
+BENCH_REPLAY_PROCESSES processes of BENCH_REPLAY_THREADS threads, each invocation's calls in
+their order: the events/s of that replay is the emulator's own capacity for the calls the
+events need, and the stack's sustained events/s (accepted events over the time from the first
+request until the metrics counted the last one) is reported against it.
+
 Settings: BENCH_LOAD_SECONDS (60), BENCH_LOAD_PRODUCERS (8), BENCH_LOAD_BATCH (20 events),
-BENCH_LOAD_MAX_REQUESTS (20000), BENCH_BARE_SECONDS (15).
+BENCH_LOAD_MAX_REQUESTS (20000), BENCH_BARE_SECONDS (15), BENCH_REPLAY_PROCESSES (2),
+BENCH_REPLAY_THREADS (8).
 """
 
 from __future__ import annotations
@@ -38,7 +48,16 @@ PRODUCERS = int(os.environ.get("BENCH_LOAD_PRODUCERS", "8"))
 BATCH = int(os.environ.get("BENCH_LOAD_BATCH", "20"))
 MAX_REQUESTS = int(os.environ.get("BENCH_LOAD_MAX_REQUESTS", "20000"))
 BARE_SECONDS = float(os.environ.get("BENCH_BARE_SECONDS", "15"))
+REPLAY_PROCESSES = int(os.environ.get("BENCH_REPLAY_PROCESSES", "2"))
+REPLAY_THREADS = int(os.environ.get("BENCH_REPLAY_THREADS", "8"))
 START_TIMEOUT = 180
+# The functions an accepted event goes through (the rest serve the benchmark's own queries).
+EVENT_PATH = (
+    "WebhookReceiveFunction",
+    "SyncRouterFunction",
+    "PlatformSyncFunction",
+    "MetricsAggregateFunction",
+)
 
 
 def events(tag: str, producer: int, request: int) -> list[dict[str, Any]]:
@@ -143,22 +162,202 @@ def bare_baseline() -> dict[str, Any]:
         server.shutdown()
 
 
-def start_stack(state: Path) -> subprocess.Popen[bytes]:
-    env = {
+def start_stack(state: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    environment = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(PATHS),
         "SM_AWS_PORT": "0",
         "SM_API_PORT": "0",
         "SM_SINK_PORT": "0",
+        **env,
     }
     log = (state / "stack.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--state-dir", str(state / "s"), "--no-demo"],
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--state-dir", str(state / "s"), "--no-demo", *args],
         cwd=ROOT,
-        env=env,
+        env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    deadline = time.monotonic() + START_TIMEOUT
+    while "[devstack] ready" not in (state / "stack.log").read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit((state / "stack.log").read_text()[-3000:])
+        time.sleep(0.3)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+# ------------------------------------------------------------------ the bare replay
+
+
+def segments(path: Path) -> tuple[list[list[Any]], Counter[str]]:
+    """The event path's calls cut into independent runs: one invocation's calls (with the
+    receive before it and the delete after it, for an event source), in their order."""
+    from devstack import calls
+
+    lanes: dict[str, list[Any]] = {}
+    left_out: Counter[str] = Counter()
+    for call in calls.read(path):
+        if call.function in EVENT_PATH:
+            lanes.setdefault(call.lane, []).append(call)
+        else:
+            left_out[call.function] += 1
+    found: list[list[Any]] = []
+    for lane in lanes.values():
+        current: list[Any] = []
+        invocation: str | None = None
+        for call in lane:
+            receive = call.operation == "ReceiveMessage"
+            starts = (receive and current and current[-1].operation != "ReceiveMessage") or (
+                call.invocation is not None
+                and invocation is not None
+                and call.invocation != invocation
+            )
+            if starts:
+                found.append(current)
+                current, invocation = [], None
+            current.append(call)
+            invocation = invocation or call.invocation
+        if current:
+            found.append(current)
+    return found, left_out
+
+
+def _rewrite(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: _rewrite(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rewrite(v, old, new) for v in value]
+    return value
+
+
+_HANDLED = ("DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibilityBatch")
+
+
+def replay_part(
+    part: list[list[Any]], stack: dict[str, Any], old_endpoint: str, threads: int
+) -> dict[str, Any]:
+    """Replay these segments from `threads` threads; what happened to each call."""
+    import queue
+
+    import boto3
+    from botocore import xform_name
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    session = boto3.session.Session(region_name=stack["region"], **stack["credentials"])
+    config = Config(max_pool_connections=threads * 2, retries={"mode": "standard"})
+    clients: dict[str, Any] = {}
+    todo: queue.Queue[list[Any]] = queue.Queue()
+    for segment in part:
+        todo.put(segment)
+    outcome: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def client(service: str) -> Any:
+        with lock:
+            if service not in clients:
+                clients[service] = session.client(
+                    service, endpoint_url=stack["aws_endpoint"], config=config
+                )
+            return clients[service]
+
+    def run_segment(segment: list[Any]) -> None:
+        handles: list[str] = []  # what this segment received, for its own deletes
+        for call in segment:
+            params = _rewrite(call.params, old_endpoint, stack["aws_endpoint"])
+            if call.operation == "ReceiveMessage":
+                params["WaitTimeSeconds"] = 0
+            elif call.operation in _HANDLED:
+                if call.operation == "DeleteMessage":
+                    if not handles:
+                        with lock:
+                            outcome["skipped: nothing received to delete"] += 1
+                        continue
+                    params["ReceiptHandle"] = handles.pop()
+                else:
+                    entries = []
+                    for entry in params["Entries"]:
+                        if handles:
+                            entries.append({**entry, "ReceiptHandle": handles.pop()})
+                    if not entries:
+                        with lock:
+                            outcome["skipped: nothing received to delete"] += 1
+                        continue
+                    params["Entries"] = entries
+            try:
+                answer = getattr(client(call.service), xform_name(call.operation))(**params)
+                result = "ok"
+                if call.operation == "ReceiveMessage":
+                    handles += [m["ReceiptHandle"] for m in answer.get("Messages", [])]
+            except ClientError as exc:
+                result = f"error {exc.response['Error']['Code']}"
+            with lock:
+                outcome[result] += 1
+
+    def worker() -> None:
+        while True:
+            try:
+                segment = todo.get_nowait()
+            except queue.Empty:
+                return
+            run_segment(segment)
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return {"wall": time.monotonic() - started, "outcome": dict(outcome)}
+
+
+def bare_emulator(log: Path, old_endpoint: str, state: Path) -> dict[str, Any]:
+    """Replay the logged calls against a freshly provisioned emulator; how long it took."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    found, left_out = segments(log)
+    calls_n = sum(len(s) for s in found)
+    process = start_stack(state, "--emulator-only")
+    try:
+        stack = json.loads((state / "s" / "stack.json").read_text())
+        parts = [found[i::REPLAY_PROCESSES] for i in range(REPLAY_PROCESSES)]
+        started = time.monotonic()
+        with ProcessPoolExecutor(REPLAY_PROCESSES, mp_context=get_context("spawn")) as pool:
+            results = list(
+                pool.map(
+                    replay_part,
+                    parts,
+                    [stack] * len(parts),
+                    [old_endpoint] * len(parts),
+                    [REPLAY_THREADS] * len(parts),
+                )
+            )
+        wall = time.monotonic() - started
+    finally:
+        stop(process)
+    outcome: Counter[str] = Counter()
+    for result in results:
+        outcome.update(result["outcome"])
+    by_operation = Counter(f"{c.service}:{c.operation}" for s in found for c in s)
+    return {
+        "wall": max(r["wall"] for r in results),
+        "elapsed": wall,
+        "calls": calls_n,
+        "segments": len(found),
+        "outcome": dict(outcome),
+        "left_out": dict(left_out),
+        "by_operation": by_operation,
+    }
 
 
 def smctl(state: Path, *args: str) -> Any:
@@ -204,13 +403,10 @@ def main() -> None:
     bare = bare_baseline()
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
-        process = start_stack(state)
+        (state / "replay").mkdir()
+        log = state / "calls.jsonl"
+        process = start_stack(state, SM_CALL_LOG=str(log))
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while "[devstack] ready" not in (state / "stack.log").read_text(errors="replace"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit((state / "stack.log").read_text()[-3000:])
-                time.sleep(0.3)
             stack = json.loads((state / "s" / "stack.json").read_text())
             org = smctl(state, "org", "create", "Load test")
             smctl(
@@ -218,17 +414,22 @@ def main() -> None:
                 "--requests-per-hour", "10000000", "--events-per-hour", "1000000000",
             )  # fmt: skip
             url = f"{stack['api_url']}/v1/organizations/{org['org_id']}/events"
+            began = time.monotonic()
             load = drive(url, org["webhook_secret"], SECONDS, uuid.uuid4().hex[:6])
-            drained_by = time.monotonic() + 300
+            ended = time.monotonic()
+            drained_by = ended + 300
             while time.monotonic() < drained_by:
                 stored = stored_count(stack, org["org_id"])
                 metric = counted(stack["api_url"], org["api_key"])
                 if stored == load["accepted"] and metric == load["accepted"]:
                     break
-                time.sleep(2)
+                time.sleep(0.5)
+            caught_up = time.monotonic()
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop(process)
+        replay = bare_emulator(log, stack["aws_endpoint"], state / "replay")
+    sustained = load["accepted"] / (caught_up - began)
+    emulator = load["accepted"] / replay["wall"]
 
     print(f"load: {PRODUCERS} producers x {BATCH}-event signed batches, {SECONDS:.0f} s, loopback")
     for name, figures in (("local stack", load), ("bare handler", bare)):
@@ -238,9 +439,26 @@ def main() -> None:
             f"  p99 {figures['p99']:>7.1f} ms  ({figures['requests']} requests)"
         )
     print(
-        f"  ratio stack / bare: throughput {load['rps'] / bare['rps']:.3f}, "
+        f"  ratio stack / bare handler: throughput {load['rps'] / bare['rps']:.3f}, "
         f"p50 latency {load['p50'] / bare['p50']:.1f}x"
     )
+    print(
+        f"  pipeline: the metrics counted the last accepted event {caught_up - ended:.1f} s "
+        f"after the load; sustained {sustained:.1f} events/s (accepted / first request to "
+        "last counted)"
+    )
+    print(
+        f"  bare emulator: the event path's {replay['calls']} AWS calls "
+        f"({replay['calls'] / max(load['accepted'], 1):.2f} per event, {replay['segments']} "
+        f"invocations) replayed in {replay['wall']:.1f} s from {REPLAY_PROCESSES} x "
+        f"{REPLAY_THREADS} threads = {emulator:.1f} events/s"
+    )
+    print(
+        f"    outcomes {replay['outcome']}; not replayed (benchmark's queries) {replay['left_out']}"
+    )
+    top = ", ".join(f"{op} {n}" for op, n in replay["by_operation"].most_common(8))
+    print(f"    calls: {top}")
+    print(f"  ratio stack sustained / bare emulator: {sustained / emulator:.3f} (target >= 0.7)")
     fivexx = sum(n for status, n in load["statuses"].items() if status >= 500)
     print(f"  answers {load['statuses']}; 5xx: {fivexx}")
     print(

@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="do not run schedules on their rate (they still run on demand)",
     )
     parser.add_argument(
+        "--emulator-only",
+        action="store_true",
+        help="start only the AWS emulator with the template provisioned and IAM on: no API, "
+        "pollers, schedules, sink or demo (benchmarks/load.py replays calls against it)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         default=os.environ.get("SM_VERBOSE", "") not in ("", "0"),
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         visibility_cap=args.visibility_timeout_cap,
         run_schedules=not args.no_schedules,
         persist_dir=args.persist,
+        emulator_only=args.emulator_only,
     )
     stopping = threading.Event()
 
@@ -151,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         stack.start()
         demo = loaded = None
-        if stack.restored:
+        if args.emulator_only:
+            print(
+                f"[devstack] emulator only: {stack.aws_endpoint} (operator keys in "
+                f"{(args.state_dir / 'stack.json').resolve()})",
+                flush=True,
+            )
+        elif stack.restored:
             print(f"[devstack] persist: restored {stack.restored.describe()}", flush=True)
             demo = next(iter(stack.organizations), None)
         elif not args.no_demo:
@@ -164,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                 loaded = seed.load_demo_events(
                     stack.api_url, demo, args.demo_size, recent=args.demo_recent
                 )
-        print(banner(stack, demo, loaded), flush=True)
+        if not args.emulator_only:
+            print(banner(stack, demo, loaded), flush=True)
         if stack.persistence:
             print(
                 f"[devstack] persist: on, in {stack.persistence.directory.resolve()} "

@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from devstack import iam
+from devstack import calls, iam
 from devstack.lambda_events import LambdaContext
 from devstack.template import Function
 
@@ -67,6 +68,7 @@ class LocalFunction:
             context = LambdaContext(self.name, self.spec.timeout, self.spec.memory)
             started = time.time()
             error: str | None = None
+            marker = calls.invocation.set(uuid.uuid4().hex)
             try:
                 # Every AWS call of the invocation is the function's own, under its role.
                 with iam.acting_as(self.name):
@@ -75,6 +77,7 @@ class LocalFunction:
                 error = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
+                calls.invocation.reset(marker)
                 elapsed = (time.time() - started) * 1000
                 ended = Invocation(self.name, started, elapsed, error)
                 self.invocations.append(ended)

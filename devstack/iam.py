@@ -410,6 +410,8 @@ class Enforcement:
         self._lock = threading.Lock()
         # Told of each refusal: (function, operation, action, resource).
         self.on_denied: Any = None
+        # Where every function call is written, one JSON line each (`calls.CallLog`).
+        self.call_log: Any = None
 
     def role_of_current_call(self) -> Role | None:
         from success_metrics import observability
@@ -432,6 +434,8 @@ class Enforcement:
             return
         context["sm_role"] = role
         service = model.service_model.service_name
+        if self.call_log is not None:
+            self.call_log.write(role.function, service, model.name, params)
         surveying = _recording_only()
         for need in needs(service, model.name, params, self.arns):
             if need.action in ALWAYS_ALLOWED:

@@ -14,6 +14,7 @@ from typing import Any
 
 from devstack import provision as provisioning
 from devstack.api import Authorizer, HttpApi, compile_route, serve
+from devstack.calls import CallLog
 from devstack.functions import LocalFunction
 from devstack.outbox import Outbox
 from devstack.persist import Persistence, Restored
@@ -70,6 +71,8 @@ class LocalStack:
     visibility_cap: int | None = None
     run_schedules: bool = True
     persist_dir: Path | None = None
+    # Only the emulator with the template provisioned (no API, pollers, schedules or sink).
+    emulator_only: bool = False
     persistence: Persistence | None = None
     restored: Restored | None = None
     functions: dict[str, LocalFunction] = field(default_factory=dict)
@@ -125,6 +128,8 @@ class LocalStack:
             after_provision=self.persistence.restore if self.persistence else None,
         )
         self.enforcement.on_denied = self._denied
+        if os.environ.get("SM_CALL_LOG"):
+            self.enforcement.call_log = CallLog(Path(os.environ["SM_CALL_LOG"]))
         self.restored = self.persistence.restored if self.persistence else None
         if self.restored:
             self.organizations = list(self.restored.meta.get("organizations") or [])
@@ -134,6 +139,9 @@ class LocalStack:
         from success_metrics import caches
 
         caches.reset_all()
+        if self.emulator_only:
+            self.write_state()
+            return
         for spec in functions(template):
             self.functions[spec.logical_id] = LocalFunction(spec, root=self.template_path.parent)
         self._start_sink()
@@ -157,6 +165,9 @@ class LocalStack:
 
         from moto.server import ThreadedMotoServer
 
+        from devstack import emulator
+
+        emulator.install()
         # One access-log line per AWS call would bury everything else.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         server = ThreadedMotoServer(ip_address=HOST, port=self.ports.aws, verbose=False)
@@ -424,6 +435,8 @@ class LocalStack:
             thread.start()
         for thread in threads:
             thread.join(6)
+        if hasattr(self, "enforcement") and self.enforcement.call_log is not None:
+            self.enforcement.call_log.close()
         if hasattr(self, "outbox"):
             self.outbox.stop()
         if self.persistence:
