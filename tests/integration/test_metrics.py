@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -20,9 +21,11 @@ from devstack.lambda_events import http_event
 from devstack.provision import Stack
 from success_metrics import aws
 from success_metrics.metrics import aggregator
+from success_metrics.metrics.contributions import Token
 from success_metrics.models.organizations import CreatedOrganization, Scope
 from success_metrics.stores import metrics as metrics_store
 from success_metrics.stores import organizations
+from success_metrics.stores.claims import Claims
 from tests.integration.conftest import scan_all
 from tests.support import invoke_http
 from tests.support.api import authorize
@@ -524,3 +527,59 @@ def test_a_requests_event_claims_are_one_item_and_old_messages_still_count_once(
     per_event = [c for c in claims if c["pk"]["S"].startswith(f"{org.org_id}|event|")]
     assert len(per_event) == 100
     assert {c["mid"]["S"] for c in per_event} == {"old-1"}
+
+
+def test_a_subjects_facts_are_packed_by_month_and_earlier_fact_items_still_count_once(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(400, seed=21)
+    ingest(webhook_handler, org, events, batch=50)
+    messages = metrics_messages(stack)
+    earlier, later = messages[: len(messages) // 2], messages[len(messages) // 2 :]
+
+    def as_earlier_versions(claims: Claims, keys: Any) -> set[str]:
+        """How facts were claimed before they were packed: one conditional put each."""
+        return claims.claim_all([Token(k, {}) for k in keys])
+
+    with iam.acting_as("MetricsAggregateFunction"):
+        with mock.patch.object(Claims, "claim_facts", as_earlier_versions):
+            for message_id, body in earlier:
+                aggregator.handle(message_id, body)
+        # After the upgrade: the later messages, and every earlier one delivered again,
+        # claim in packed items; the facts earlier versions claimed are not claimed again.
+        for message_id, body in later + earlier:
+            aggregator.handle(message_id, body)
+
+    assert_matches_recomputation(org.org_id, events)
+    items = {
+        i["pk"]["S"].split("|", 1)[1]: i
+        for i in scan_all(stack.physical["MetricsClaimsTable"]["Ref"])
+    }
+    earlier_ids = {m for m, _ in earlier}
+    one_fact_items = [i for k, i in items.items() if k.startswith("dist|")]
+    assert one_fact_items
+    assert {i["mid"]["S"] for i in one_fact_items} <= earlier_ids  # none written since
+    # A user's day, week and month facts of a measure sit in one item per month, its seasons
+    # in one item; each attribute names its claiming message.
+    [(user, _)] = Counter(e["user_id"] for e in events if e.get("user_id")).most_common(1)
+    days = {e["occurred_at"][:10] for e in events if e.get("user_id") == user}
+    months = {k: i for k, i in items.items() if k.startswith(f"facts|active|{user}|")}
+    packed = {a.split("|")[1]: v["S"] for i in months.values() for a, v in i.items()
+              if a.startswith("day|")}  # fmt: skip
+    from_earlier = {
+        k.split("|")[2]
+        for k in items
+        if k.startswith("dist|day|") and k.endswith(f"|active|{user}")
+    }
+    assert set(packed) | from_earlier == days
+    assert not set(packed) & from_earlier  # each day claimed once, in one form
+    assert set(packed.values()) <= {m for m, _ in messages}
+    for key, item in months.items():
+        month = key.rsplit("|", 1)[1]
+        for attribute in set(item) - {"pk", "expires_at"}:
+            granularity, period = attribute.split("|")
+            assert granularity in ("day", "week", "month")
+            if granularity != "week":
+                assert period.startswith(month)
+    seasons = items.get(f"facts|active|{user}", {})
+    assert {a.split("|")[0] for a in seasons if a not in ("pk", "expires_at")} <= {"season"}

@@ -1,15 +1,17 @@
-"""DynamoDB limits moto does not check, for a request's event claims: an UpdateItem expression
-is at most 4 KB, and the claims item of the largest request (500 events, ids of 128 characters)
-stays far under the 400 KB item limit."""
+"""DynamoDB limits moto does not check, for the packed claims: an UpdateItem expression is at
+most 4 KB, the claims item of the largest request (500 events, ids of 128 characters) stays far
+under the 400 KB item limit, and so does a subject's busiest month of packed facts."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import pytest
 
 from success_metrics import aws
+from success_metrics.metrics.periods import Granularity, bucket
 from success_metrics.stores import claims as claims_store
 
 EXPRESSION_LIMIT = 4096
@@ -57,3 +59,35 @@ def test_the_largest_requests_claims_fit_dynamodbs_expression_and_item_limits(
         assert len(request["UpdateExpression"].encode()) <= EXPRESSION_LIMIT
     size = sum(len(k.encode()) + len(json.dumps(v).encode()) for k, v in table.item.items())
     assert size < ITEM_LIMIT / 4
+
+
+def test_a_subjects_busiest_month_of_packed_facts_stays_a_small_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user active every day of a month, with the longest id: every fact of that measure and
+    month lands in one item of about 2 KB (2 write units an update), whatever the events."""
+    tables: dict[str, RecordingTable] = {}
+
+    class Tables:
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            pk = request["Key"]["pk"]["S"]
+            return tables.setdefault(pk, RecordingTable()).update_item(**request)
+
+    monkeypatch.setattr(aws, "dynamodb", Tables)
+    monkeypatch.setenv("METRICS_CLAIMS_TABLE", "claims")
+    user = "u" * 128
+    keys = [
+        f"dist|{g.value}|{bucket(date(2026, 8, d), g)}|feature:{'f' * 60}|{user}"
+        for d in range(1, 32)
+        for g in Granularity
+    ]
+    claims = claims_store.Claims("org_1234567890abcdef", "3f1c2b9e-5d8a-4c3b-9e2f-7a6b5c4d3e2f", 1)
+    for key in keys:  # one a message, the worst case for the item's growth
+        group, attribute = claims_store.fact_group(key)  # type: ignore[misc]
+        claims._claim_in(group, [attribute])
+
+    month = [t for pk, t in tables.items() if pk.endswith("|2026-08")]
+    assert len(month) == 1
+    size = sum(len(k.encode()) + len(json.dumps(v).encode()) for k, v in month[0].item.items())
+    assert size < 2.5 * 1024
+    assert all(len(t.item) - 2 <= 38 for t in tables.values())  # days, weeks, month, seasons

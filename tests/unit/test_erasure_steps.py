@@ -11,7 +11,9 @@ import pytest
 from success_metrics.gdpr import steps
 from success_metrics.gdpr.job import Cursor, Erasure, Step, Subject
 from success_metrics.gdpr.steps import ERASED, Run
+from success_metrics.metrics.contributions import contribution
 from success_metrics.models.organizations import Limits, Organization
+from success_metrics.stores.claims import fact_group
 from tests.support.fakes import FakeClaims, FakeConsent, FakeEvents, FakeMentions, FakeWorld
 
 ORG = Organization(
@@ -61,6 +63,10 @@ def season() -> list[dict[str, Any]]:
 
 def world(docs: list[dict[str, Any]]) -> FakeWorld:
     claims = {f"event|{d['id']}" for d in docs} | {f"once|signup|{ANA}", f"once|signup|{BEN}"}
+    # The items their first-in-period facts are packed in (seasons, and one per month).
+    claims |= {
+        group[0] for d in docs for t in contribution(d).tokens if (group := fact_group(t.key))
+    }
     return FakeWorld(
         events=FakeEvents(docs),
         claims=FakeClaims(claims),
@@ -138,6 +144,7 @@ def test_the_subjects_events_go_other_events_are_scrubbed_and_ids_are_collected(
     hers = {d["id"] for d in docs} - set(left)
     assert not {k for k in fakes.claims.keys if ANA in k or k.removeprefix("event|") in hers}
     assert f"once|signup|{BEN}" in fakes.claims.keys
+    assert f"facts|active|{BEN}" in fakes.claims.keys  # his packed facts too
     assert fakes.consent.partitions == {f"org_fake#{BEN}": 2}
     receipt, subject = fakes.saved[-1]
     assert receipt.systems["events"].count == 27

@@ -238,14 +238,20 @@ def _learn(run: Run, doc: dict[str, Any], discover: bool = True) -> None:
 
 def _claim_keys(subject: Subject, docs: list[dict[str, Any]]) -> list[str]:
     """Each event's own claim as earlier versions kept it (one item per event) and, for a
-    user, the per-user claims (`once|signup|<user>`,
-    `dist|…|active|<user>`…). Claims name user ids only: an anonymous id's events with a user
-    id keep that user's claims."""
+    user, the per-user claims (`once|signup|<user>`, `dist|…|active|<user>`…, and the items
+    they are packed in, `facts|<measure>|<user>…`). Claims name user ids only: an anonymous
+    id's events with a user id keep that user's claims."""
     users = {clean(u, 128) for u in subject.user_ids()}
     keys = []
     for doc in docs:
         keys.append(f"event|{doc['id']}")
-        keys += [t.key for t in contribution(doc).tokens if users & set(t.key.split("|"))]
+        for token in contribution(doc).tokens:
+            if users & set(token.key.split("|")):
+                # The fact's own item and, for a first-in-period fact, the item it is packed
+                # in, which holds only that subject's facts of one measure.
+                keys.append(token.key)
+                if (group := claims_store.fact_group(token.key)) is not None:
+                    keys.append(group[0])
     return keys
 
 

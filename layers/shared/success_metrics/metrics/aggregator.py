@@ -4,8 +4,9 @@ For each SQS message of accepted events:
 1. claim each event id in the claims table, all in the one item of the ingestion request that
    queued them (`if_not_exists` per event, remembering the message id): an event already claimed
    by another message is skipped; one claimed by this same message (a redelivery) is ours again;
-2. claim each once-ever and first-in-period fact of our events the same way (batch-read first,
-   so facts that already exist cost a read, not a write);
+2. claim each once-ever and first-in-period fact of our events the same way, packed in one item
+   per subject and month (batch-read first, so facts that already exist cost a read, not a
+   write);
 3. add up the deltas per counter item (organization, day, shard) and apply each item's update in
    a transaction together with an "applied" marker for (message, item): a redelivered message
    finds the markers and cannot apply anything twice, and a crash between items loses nothing.
@@ -73,7 +74,7 @@ def compute_deltas(
         tokens = [Token(f"event|{c.event_id}", {}) for c in contributions]
         ours_ids = {k.split("|", 1)[1] for k in claims.claim_all(tokens)}
     counted = [c for c in contributions if c.event_id in ours_ids]
-    ours_facts = claims.claim_all([t for c in counted for t in c.tokens])
+    ours_facts = claims.claim_facts(t.key for c in counted for t in c.tokens)
     deltas = Deltas()
     counted_facts: set[str] = set()
     for contrib in counted:
@@ -95,6 +96,10 @@ def compute_deltas(
         step = funnel.step_of(doc)
         if step is not None:
             steps[str(doc["user_id"])].append(step)
+    # Every ledger this message touches, in one read (a conflict reads one again by itself).
+    claims.prefetch_ledgers(
+        [subscriptions.ledger_key(u) for u in changes] + [funnel.ledger_key(u) for u in steps]
+    )
     for user, theirs in sorted(changes.items()):
         _ledger(claims, subscriptions.ledger_key(user), theirs, SUBSCRIPTIONS, deltas)
     for user, theirs in sorted(steps.items()):

@@ -12,7 +12,7 @@ Three kinds of contribution, all exactly once:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,7 +36,6 @@ class Token:
 
     key: str
     counters: dict[str, Decimal]
-    value: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,7 +87,7 @@ def contribution(doc: dict[str, Any]) -> Contribution:
         signup = {"signup": ONE, f"signup|{user_type}": ONE, f"signup|{user_type}|{channel}": ONE}
         if country:
             signup[f"geo_signup|{country}"] = ONE
-        tokens.append(Token(f"once|signup|{clean(user, 128)}", signup, {"channel": channel}))
+        tokens.append(Token(f"once|signup|{clean(user, 128)}", signup))
     elif event_type == "supplier.subscription_started":
         # First trial, conversion and first subscription are the supplier ledger's
         # (metrics.subscriptions): exact whatever order a supplier's events arrive in.
