@@ -54,9 +54,10 @@ def _write(
     source: str,
     expires_at: int,
     now: float,
-) -> bool:
+) -> dict[str, Any] | None:
     """Make (purpose, granted) current unless something newer (or, for the event field,
-    anything) is recorded; add the history entry when it did. True if it became current."""
+    anything) is recorded. Returns its history entry when it became current (the caller
+    writes the entries of a batch together, `_add_history`), None when it did not."""
     user = _actor(doc)
     assert user is not None
     occurred = str(doc["occurred_at"])
@@ -83,30 +84,34 @@ def _write(
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
+            return None
         raise
-    aws.dynamodb().put_item(
-        TableName=_table(),
-        Item={
-            "pk": {"S": _pk(org_id, user)},
-            "sk": {"S": f"history#{occurred}#{doc['id']}#{purpose}"},
-            "purpose": {"S": purpose},
-            "granted": {"BOOL": granted},
-            "occurred_at": {"S": occurred},
-            "source_event": {"S": str(doc["id"])},
-            "source": {"S": source},
-            "recorded_at": {"N": str(int(now))},
-            "expires_at": {"N": str(expires_at)},
-        },
-    )
-    return True
+    return {
+        "pk": {"S": _pk(org_id, user)},
+        "sk": {"S": f"history#{occurred}#{doc['id']}#{purpose}"},
+        "purpose": {"S": purpose},
+        "granted": {"BOOL": granted},
+        "occurred_at": {"S": occurred},
+        "source_event": {"S": str(doc["id"])},
+        "source": {"S": source},
+        "recorded_at": {"N": str(int(now))},
+        "expires_at": {"N": str(expires_at)},
+    }
+
+
+def _add_history(entries: list[dict[str, Any]]) -> int:
+    """Write the history entries of the changes just made, 25 to a request (each is keyed by
+    its event, so writing one again after a redelivery writes the same item)."""
+    unique = {(e["pk"]["S"], e["sk"]["S"]): e for e in entries}  # a batch holds a key once
+    batch.write(aws.dynamodb(), _table(), ({"PutRequest": {"Item": e}} for e in unique.values()))
+    return len(entries)
 
 
 def record_decisions(
     org_id: str, docs: Iterable[dict[str, Any]], retention_days: int, now: float
 ) -> int:
     """Record the `consent.updated` events among `docs` (at ingest); returns changes made."""
-    changed = 0
+    history: list[dict[str, Any]] = []
     expires_at = int(now) + retention_days * 86400
     for doc in docs:
         if doc.get("type") != DECISION or not _actor(doc):
@@ -114,8 +119,9 @@ def record_decisions(
         for purpose in PURPOSES:
             value = (doc.get("consent") or {}).get(purpose)
             if isinstance(value, bool):
-                changed += _write(org_id, doc, purpose, value, DECISION, expires_at, now)
-    return changed
+                entry = _write(org_id, doc, purpose, value, DECISION, expires_at, now)
+                history += [entry] if entry else []
+    return _add_history(history)
 
 
 Record = tuple[bool, str, str]  # (granted, source, as of)
@@ -151,6 +157,7 @@ def decisions(
     users = {u for u in (_actor(d) for d in docs) if u}
     state = current(org_id, users, now)
     expires_at = int(now) + retention_days * 86400
+    history: list[dict[str, Any]] = []
     for doc in docs:
         user = _actor(doc)
         if not user or doc.get("type") == DECISION:
@@ -165,8 +172,11 @@ def decisions(
                 known[1] == DECISION or known[2] > occurred or known[0] == value
             ):
                 continue
-            if _write(org_id, doc, purpose, value, FIELD, expires_at, now):
+            entry = _write(org_id, doc, purpose, value, FIELD, expires_at, now)
+            if entry is not None:
+                history.append(entry)
                 state.setdefault(user, {})[purpose] = (value, FIELD, occurred)
+    _add_history(history)
     return {
         user: {p: r[0] for p, r in purposes.items() if r[1] == DECISION}
         for user, purposes in state.items()
