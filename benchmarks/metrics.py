@@ -81,13 +81,16 @@ class CapacityMeter:
             self._write(purpose, math.ceil(item_kb(params["Item"]) or 1))
         elif model.name == "BatchGetItem":
             for request in params["RequestItems"].values():
-                self._read("claims", len(request["Keys"]))  # claims are far below 4 KB
+                for key in request["Keys"]:  # claims and packed facts are far below 4 KB
+                    self._read("ledgers" if "|ledger|" in key["pk"]["S"] else "claims", 1)
         elif model.name == "TransactWriteItems":
             for action in params["TransactItems"]:
                 if "Put" in action:
                     self._write("counters", 2 * math.ceil(item_kb(action["Put"]["Item"]) or 1))
                 elif "Update" in action:
                     self.updates += 1  # charged by settle(), on the items' measured size
+        elif model.name == "Query":  # a message's applied markers: a few, far below 4 KB
+            self._read("counters", 1)
         elif model.name == "GetItem":
             purpose = "ledgers" if "|ledger|" in params["Key"]["pk"]["S"] else "claims"
             self._read(purpose, 1)  # a ledger is a few KB at most: 1 RCU per 4 KB

@@ -91,29 +91,97 @@ def test_a_crash_between_items_loses_and_doubles_nothing(
     events = demo.generate(200, seed=8)
     ingest(webhook_handler, org, events, batch=200)
     [(message_id, body)] = metrics_messages(stack)
-    real = metrics_store._transact
+    client = aws.dynamodb()
+    real = client.transact_write_items
     calls = {"n": 0}
 
-    def crash_after_first(pairs: list[Any]) -> int:
+    def crash_on_the_second(**request: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("the Lambda was stopped")
-        return real(pairs)
+        return real(**request)
 
     # Given a first delivery that applied some counter items and crashed
     with (
         mock.patch.object(metrics_store, "TRANSACTION_ITEMS", 10),
-        mock.patch.object(metrics_store, "_transact", crash_after_first),
+        mock.patch.object(client, "transact_write_items", crash_on_the_second),
         pytest.raises(RuntimeError),
         iam.acting_as("MetricsAggregateFunction"),
     ):
         aggregator.handle(message_id, body)
+    assert calls["n"] == 2
 
     # When SQS delivers the message again
-    with iam.acting_as("MetricsAggregateFunction"):
+    with (
+        mock.patch.object(metrics_store, "TRANSACTION_ITEMS", 10),
+        iam.acting_as("MetricsAggregateFunction"),
+    ):
         aggregator.handle(message_id, body)
 
-    # Then every event counts exactly once
+    # Then every event counts exactly once, and each transaction wrote one marker
+    assert_matches_recomputation(org.org_id, events)
+    markers = [
+        i for i in scan_all(stack.physical["MetricsTable"]["Ref"])
+        if i["pk"]["S"] == f"applied#{message_id}"
+    ]  # fmt: skip
+    days = [d for m in markers for d in m["days"]["SS"]]
+    assert len(days) == len(set(days))
+    assert len(markers) == -(-len(days) // 10)
+
+
+def test_a_delivery_racing_another_for_the_same_chunk_applies_only_the_rest(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(150, seed=12)
+    ingest(webhook_handler, org, events, batch=150)
+    [(message_id, body)] = metrics_messages(stack)
+    with iam.acting_as("MetricsAggregateFunction"):
+        aggregator.handle(message_id, body)
+        # A second delivery that read the markers before the first one's transaction
+        # committed: its transaction is cancelled on the marker, it reads them again and
+        # finds nothing left to apply.
+        real = metrics_store._applied
+        stale = iter([(set(), 0)])
+        with mock.patch.object(
+            metrics_store, "_applied", lambda t, m: next(stale, None) or real(t, m)
+        ):
+            assert aggregator.handle(message_id, body) == 0
+
+    assert_matches_recomputation(org.org_id, events)
+
+
+def test_markers_earlier_versions_wrote_per_counter_item_still_stop_a_second_apply(
+    stack: Stack, org: CreatedOrganization, webhook_handler: Any
+) -> None:
+    events = demo.generate(150, seed=13)
+    ingest(webhook_handler, org, events, batch=150)
+    [(message_id, body)] = metrics_messages(stack)
+    table = stack.physical["MetricsTable"]["Ref"]
+    with iam.acting_as("MetricsAggregateFunction"):
+        org_profile = organizations.get_organization(org.org_id)
+        deltas = aggregator.compute_deltas(
+            org.org_id, message_id, body["events"], org_profile.retention_days, body["webhook_id"]
+        )
+        # An earlier version applied the first days, each with a marker of its own, then died.
+        first = sorted(deltas.by_day)[:5]
+        shard = metrics_store.shard_of(message_id)
+        for day in first:
+            key = metrics_store.counter_key(org.org_id, shard, day)
+            counters = {k: v for k, v in deltas.by_day[day].items() if v}
+            update = metrics_store._update(table, key, counters)
+            marker = {
+                "Put": {
+                    "TableName": table,
+                    "Item": {
+                        "pk": {"S": f"applied#{message_id}"},
+                        "sk": {"S": f"{key['pk']['S']}#{key['sk']['S']}"},
+                    },
+                }
+            }
+            aws.dynamodb().transact_write_items(TransactItems=[update, marker])
+        # The redelivery reaches this version.
+        assert aggregator.handle(message_id, body) == len(deltas.by_day) - len(first)
+
     assert_matches_recomputation(org.org_id, events)
 
 
