@@ -167,9 +167,10 @@ def test_a_throttling_window_loses_nothing_and_counts_nothing_twice(
 
     # Ingestion while the events table throttles half its requests: producers retry 503s with
     # the same webhook-id and body, as the Standard Webhooks scheme intends.
-    # The window: the next 12 requests to the events table are all throttled (more than
-    # botocore's 5 attempts, so some requests fail), then the table recovers.
-    ingest_window = throttle(1.0, seed=1, tables={events_table}, budget=12)
+    # The window: the next 48 requests to the events table are all throttled (more than
+    # botocore's 5 attempts for each of the 8 puts a request makes at once, so some requests
+    # fail), then the table recovers.
+    ingest_window = throttle(1.0, seed=1, tables={events_table}, budget=48)
     ingest_window.on = True
     accepted = 0
     statuses: Counter[int] = Counter()

@@ -85,12 +85,19 @@ def test_the_same_events_in_two_different_messages_count_once(
     assert_matches_recomputation(org.org_id, events)
 
 
+def sent(
+    stack: Stack, org: CreatedOrganization, handler: Any, n: int, seed: int, batch: int = 500
+) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    """`n` demo events sent in requests of `batch`, and the metrics messages they make."""
+    events = demo.generate(n, seed=seed)
+    ingest(handler, org, events, batch=batch)
+    return events, metrics_messages(stack)
+
+
 def test_a_crash_between_items_loses_and_doubles_nothing(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
-    events = demo.generate(200, seed=8)
-    ingest(webhook_handler, org, events, batch=200)
-    [(message_id, body)] = metrics_messages(stack)
+    events, [(message_id, body)] = sent(stack, org, webhook_handler, 200, seed=8)
     client = aws.dynamodb()
     real = client.transact_write_items
     calls = {"n": 0}
@@ -132,9 +139,7 @@ def test_a_crash_between_items_loses_and_doubles_nothing(
 def test_a_delivery_racing_another_for_the_same_chunk_applies_only_the_rest(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
-    events = demo.generate(150, seed=12)
-    ingest(webhook_handler, org, events, batch=150)
-    [(message_id, body)] = metrics_messages(stack)
+    events, [(message_id, body)] = sent(stack, org, webhook_handler, 150, seed=12)
     with iam.acting_as("MetricsAggregateFunction"):
         aggregator.handle(message_id, body)
         # A second delivery that read the markers before the first one's transaction
@@ -153,9 +158,7 @@ def test_a_delivery_racing_another_for_the_same_chunk_applies_only_the_rest(
 def test_markers_earlier_versions_wrote_per_counter_item_still_stop_a_second_apply(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
-    events = demo.generate(150, seed=13)
-    ingest(webhook_handler, org, events, batch=150)
-    [(message_id, body)] = metrics_messages(stack)
+    events, [(message_id, body)] = sent(stack, org, webhook_handler, 150, seed=13)
     table = stack.physical["MetricsTable"]["Ref"]
     with iam.acting_as("MetricsAggregateFunction"):
         org_profile = organizations.get_organization(org.org_id)
@@ -600,9 +603,7 @@ def test_a_requests_event_claims_are_one_item_and_old_messages_still_count_once(
 def test_a_subjects_facts_are_packed_by_month_and_earlier_fact_items_still_count_once(
     stack: Stack, org: CreatedOrganization, webhook_handler: Any
 ) -> None:
-    events = demo.generate(400, seed=21)
-    ingest(webhook_handler, org, events, batch=50)
-    messages = metrics_messages(stack)
+    events, messages = sent(stack, org, webhook_handler, 400, seed=21, batch=50)
     earlier, later = messages[: len(messages) // 2], messages[len(messages) // 2 :]
 
     def as_earlier_versions(claims: Claims, keys: Any) -> set[str]:

@@ -33,6 +33,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from success_metrics import concurrency
 from success_metrics.metrics import funnel, subscriptions
 from success_metrics.metrics.contributions import Token, contribution
 from success_metrics.stores import metrics as metrics_store
@@ -100,10 +101,14 @@ def compute_deltas(
     claims.prefetch_ledgers(
         [subscriptions.ledger_key(u) for u in changes] + [funnel.ledger_key(u) for u in steps]
     )
-    for user, theirs in sorted(changes.items()):
-        _ledger(claims, subscriptions.ledger_key(user), theirs, SUBSCRIPTIONS, deltas)
-    for user, theirs in sorted(steps.items()):
-        _ledger(claims, funnel.ledger_key(user), theirs, COUPLES, deltas)
+    ledgers = [
+        (subscriptions.ledger_key(u), theirs, SUBSCRIPTIONS)
+        for u, theirs in sorted(changes.items())
+    ] + [(funnel.ledger_key(u), theirs, COUPLES) for u, theirs in sorted(steps.items())]
+    # Each subject's ledger is its own item: they are updated side by side.
+    for difference in concurrency.each(lambda ledger: _ledger(claims, *ledger), ledgers):
+        for day, counters in difference.items():
+            deltas.add(day, counters)
     return deltas
 
 
@@ -121,21 +126,22 @@ COUPLES = LedgerKind(funnel.merge, funnel.replay)
 
 
 def _ledger(
-    claims: Claims, key: str, entries: list[dict[str, Any]], kind: LedgerKind, deltas: Deltas
-) -> None:
-    """Add this message's entries to the ledger under `key`, and the difference they make to
-    its movements to `deltas` (see the module's description)."""
+    claims: Claims, key: str, entries: list[dict[str, Any]], kind: LedgerKind
+) -> dict[date, dict[str, Decimal]]:
+    """Add this message's entries to the ledger under `key`; the difference they make to its
+    movements, to add to the message's deltas (see the module's description)."""
     for _ in range(LEDGER_ATTEMPTS):
         doc, version = claims.ledger(key)
         ledger = doc or {"entries": [], "applied": {}, "pending": {}}
         mine = ledger["pending"].get(claims.message_id)
         if mine is not None:  # a redelivery: the same difference again
-            for day, counters in mine["deltas"].items():
-                deltas.add(date.fromisoformat(day), {k: Decimal(v) for k, v in counters.items()})
-            return
+            return {
+                date.fromisoformat(day): {k: Decimal(v) for k, v in counters.items()}
+                for day, counters in mine["deltas"].items()
+            }
         kept, changed = kind.merge(ledger["entries"], entries)
         if not changed:
-            return  # nothing these entries change (a later search than the first, say)
+            return {}  # nothing these entries change (a later search than the first, say)
         replayed = kind.replay(kept)
         applied = {
             day: {k: Decimal(v) for k, v in counters.items()}
@@ -155,9 +161,7 @@ def _ledger(
             "pending": pending,
         }
         if claims.save_ledger(key, updated, version):
-            for day, counters in difference.items():
-                deltas.add(day, counters)
-            return
+            return difference
     raise RuntimeError(f"the ledger {key} kept changing; the message is retried")
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from success_metrics import aws
+from success_metrics import aws, concurrency
 from success_metrics.settings import get_settings
 from success_metrics.stores import batch
 
@@ -189,8 +189,11 @@ class Claims:
                 packed.setdefault(group, []).append(attribute)
             elif owner is None:
                 singles.append(key)
-        ours.update(k for k in singles if self.claim(k))
-        won = {(g, a) for g, attributes in packed.items() for a in self._claim_in(g, attributes)}
+        claimed = concurrency.each(self.claim, singles)
+        ours.update(k for k, mine in zip(singles, claimed, strict=True) if mine)
+        to_pack = list(packed.items())
+        won_in = concurrency.each(lambda group: self._claim_in(*group), to_pack)
+        won = {(g, a) for (g, _), names in zip(to_pack, won_in, strict=True) for a in names}
         ours.update(k for k, spot in place.items() if spot in won)
         return ours
 

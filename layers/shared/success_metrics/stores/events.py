@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from success_metrics import aws
+from success_metrics import aws, concurrency
 from success_metrics.exports.models import Filters
 from success_metrics.models.events import Event
 from success_metrics.settings import get_settings
@@ -143,10 +143,14 @@ def put_many(
     retention_days: int,
     now: float,
 ) -> list[Outcome]:
-    return [
-        put_once(org_id, webhook_id, stored.event, stored.document, retention_days, now)
-        for stored in events
-    ]
+    """Each event's conditional put, side by side (`concurrency.each`): a 100-event request
+    waits for about 13 round trips instead of 100."""
+    return concurrency.each(
+        lambda stored: put_once(
+            org_id, webhook_id, stored.event, stored.document, retention_days, now
+        ),
+        events,
+    )
 
 
 # -- GDPR erasure: reading, rewriting and deleting one organization's events by id
